@@ -1,0 +1,34 @@
+# Two entry points (see README): `make demo` and `make test`. Both create/refresh a local
+# virtualenv in .venv, installing torch==2.13.0 first so no other package can pull a CUDA build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench clean
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) install -q --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m monai_genvq.demo.streamlines
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_streamline_training.py
+	$(PY) benchmarks/bench_buan.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

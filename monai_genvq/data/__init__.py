@@ -1,0 +1,46 @@
+"""Dataset discovery for the real on-disk layouts, generators that write those layouts, and sample builders."""
+
+from monai_genvq.data.dipy_bundles import dipy_data_file, prepare_dipy_bundles
+from monai_genvq.data.streamline_dataset import (
+    StreamlineGroups,
+    balance_samples,
+    build_streamline_samples,
+    group_streamlines,
+    split_samples,
+)
+from monai_genvq.data.streamline_inference import streamline_inference_items
+from monai_genvq.data.streamline_io import (
+    SUPPORTED_STREAMLINE_EXTENSIONS,
+    StreamlineFileError,
+    load_streamlines,
+    save_bundle_tensor,
+    save_streamlines,
+)
+from monai_genvq.data.synthetic.streamlines import (
+    SYNTHETIC_TRACTS,
+    ensure_synthetic_tractoinferno,
+    generate_synthetic_tractoinferno,
+)
+from monai_genvq.data.tractoinferno import default_cache_root, discover_tractoinferno, materialize_dataset
+
+__all__ = [
+    "SUPPORTED_STREAMLINE_EXTENSIONS",
+    "SYNTHETIC_TRACTS",
+    "StreamlineFileError",
+    "StreamlineGroups",
+    "balance_samples",
+    "build_streamline_samples",
+    "default_cache_root",
+    "dipy_data_file",
+    "discover_tractoinferno",
+    "ensure_synthetic_tractoinferno",
+    "generate_synthetic_tractoinferno",
+    "group_streamlines",
+    "load_streamlines",
+    "materialize_dataset",
+    "prepare_dipy_bundles",
+    "save_bundle_tensor",
+    "save_streamlines",
+    "split_samples",
+    "streamline_inference_items",
+]

@@ -1,0 +1,5 @@
+"""Ignite engines (monai.engines subclasses) of the package's methods."""
+
+from .autoencoder import LOSS_TERMS, AutoencoderTrainer, PrepareAutoencoderBatch, ReconstructionInferer, loss_terms
+
+__all__ = ["AutoencoderTrainer", "PrepareAutoencoderBatch", "ReconstructionInferer", "loss_terms", "LOSS_TERMS"]

@@ -1,0 +1,150 @@
+"""Ignite engines for autoencoders whose network returns an :class:`AutoencoderOutput`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+from monai.inferers import Inferer
+from monai.utils import CommonKeys as Keys
+from torch.optim import Optimizer
+
+__all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
+
+LOSS_TERMS = ("loss", "rec_loss", "bottleneck_loss", "perplexity")
+
+
+class PrepareAutoencoderBatch:
+    """``prepare_batch`` for autoencoders: the input under ``key`` is also the target.
+
+    Args:
+        key: batch key holding the input tensor (e.g. "bundle" for streamline groups, "image").
+
+    Example:
+        >>> prepare = PrepareAutoencoderBatch("bundle")
+        >>> x, y = prepare({"bundle": torch.zeros(2, 3, 64, 64)}, torch.device("cpu"))
+    """
+
+    def __init__(self, key: str = "image") -> None:
+        self.key = key
+
+    def __call__(
+        self, batchdata: dict[str, Any], device: str | torch.device | None = None, non_blocking: bool = False, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.key not in batchdata:
+            raise KeyError(f"batch has no {self.key!r} entry (keys: {sorted(batchdata)}); set the prepare_batch key.")
+        x = torch.as_tensor(batchdata[self.key]).to(device=device, non_blocking=non_blocking, **kwargs)
+        return x, x
+
+
+class ReconstructionInferer(Inferer):
+    """Runs an autoencoder and returns only its reconstruction tensor.
+
+    Evaluators, metric handlers and MONAI Label's ``BundleInferTask`` expect a tensor, while our
+    networks return a dataclass; this inferer bridges the two.
+
+    Example:
+        >>> from monai_genvq.networks import ResNetAutoencoder
+        >>> ReconstructionInferer()(torch.zeros(1, 3, 64, 64), ResNetAutoencoder()).shape
+        torch.Size([1, 3, 64, 64])
+    """
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        return network(inputs, *args, **kwargs).reconstruction
+
+
+def loss_terms(output: dict[str, Any]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs."""
+    return {k: float(output[k]) for k in LOSS_TERMS if output.get(k) is not None}
+
+
+class AutoencoderTrainer(SupervisedTrainer):
+    """Trains an autoencoder with a pluggable bottleneck: ``loss = rec_loss + bottleneck.loss``.
+
+    Same arguments as :class:`monai.engines.SupervisedTrainer`; ``loss_function`` is the
+    reconstruction loss (``network(x).reconstruction`` vs ``x``). Each iteration's output holds
+    ``image``, ``label`` (the target), ``pred`` (reconstruction), ``loss``, ``rec_loss``,
+    ``bottleneck_loss`` and ``perplexity`` (NaN-free tensor or None), and fires MONAI's
+    FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. A non-finite loss stops training with
+    an error naming the iteration and the terms.
+
+    Example:
+        >>> from monai_genvq.networks import ResNetAutoencoder
+        >>> net = ResNetAutoencoder()
+        >>> data = [{"bundle": torch.randn(2, 3, 64, 64)}]
+        >>> trainer = AutoencoderTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=data,
+        ...     network=net, optimizer=torch.optim.Adam(net.parameters(), 1e-3),
+        ...     loss_function=torch.nn.MSELoss(), prepare_batch=PrepareAutoencoderBatch("bundle"))
+        >>> trainer.run()
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: Iterable,
+        network: torch.nn.Module,
+        optimizer: Optimizer,
+        loss_function: Callable,
+        prepare_batch: Callable = PrepareAutoencoderBatch("image"),
+        decollate: bool = False,
+        train_handlers: Sequence | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            train_data_loader=train_data_loader,
+            network=network,
+            optimizer=optimizer,
+            loss_function=loss_function,
+            prepare_batch=prepare_batch,
+            decollate=decollate,
+            train_handlers=train_handlers,
+            **kwargs,
+        )
+
+    def _iteration(self, engine: AutoencoderTrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        inputs, targets = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)[:2]
+        engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
+        autocast = torch.autocast(inputs.device.type, enabled=bool(engine.amp), **engine.amp_kwargs)
+
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        with autocast:
+            out = engine.inferer(inputs, engine.network)
+            engine.state.output[Keys.PRED] = out.reconstruction
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            rec_loss = engine.loss_function(out.reconstruction.float(), targets.float()).mean()
+            loss = rec_loss + out.bottleneck.loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at iteration {engine.state.iteration}: rec_loss={float(rec_loss)}, "
+                f"bottleneck_loss={float(out.bottleneck.loss)}; lower the learning rate or check the inputs for NaN."
+            )
+        engine.state.output.update(
+            {
+                Keys.LOSS: loss,
+                "rec_loss": rec_loss.detach(),
+                "bottleneck_loss": out.bottleneck.loss.detach(),
+                "perplexity": out.bottleneck.perplexity,
+            }
+        )
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        if engine.amp and engine.scaler is not None:
+            engine.scaler.scale(loss).backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.scaler.step(engine.optimizer)
+            engine.scaler.update()
+        else:
+            loss.backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.optimizer.step()
+        engine.state.output[Keys.LOSS] = loss.detach()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return engine.state.output

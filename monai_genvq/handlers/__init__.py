@@ -1,0 +1,5 @@
+"""Ignite handlers wrapping the package's metrics."""
+
+from .buan import BUANHandler
+
+__all__ = ["BUANHandler"]

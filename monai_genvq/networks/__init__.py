@@ -1,0 +1,4 @@
+"""Networks: the ResNet autoencoder and its pluggable bottlenecks."""
+
+from .bottlenecks import *  # noqa: F401,F403
+from .nets import *  # noqa: F401,F403

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from .base import Quantizer, QuantizerOutput, codebook_perplexity
+
+__all__ = ["EMAQuantizer"]
+
+
+class EMAQuantizer(Quantizer):
+    """VQ-VAE quantizer whose codebook follows exponential moving averages of its assigned latents.
+
+    van den Oord et al. 2017 (appendix A.1); the codebook gets no gradient, only the commitment
+    loss ``commitment_cost·‖z − sg(e)‖²`` is returned. Cluster sizes use Laplace smoothing so an
+    unused code never divides by zero. Under DDP the statistics are all-reduced.
+
+    Args:
+        num_embeddings: number of codes K.
+        embedding_dim: code dimension D.
+        commitment_cost: weight β of the commitment term.
+        decay: EMA decay γ.
+        epsilon: Laplace smoothing constant.
+
+    Example:
+        >>> vq = EMAQuantizer(num_embeddings=512, embedding_dim=64)
+        >>> vq(torch.randn(2, 64, 8, 8)).indices.shape
+        torch.Size([2, 8, 8])
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float = 0.25,
+        decay: float = 0.99,
+        epsilon: float = 1e-5,
+    ) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        self.commitment_cost = commitment_cost
+        self.decay = decay
+        self.epsilon = epsilon
+        embedding = torch.randn(num_embeddings, embedding_dim)
+        self.register_buffer("embedding", embedding)
+        self.register_buffer("cluster_size", torch.zeros(num_embeddings))
+        self.register_buffer("embedding_sum", embedding.clone())
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return self.embedding
+
+    @torch.no_grad()
+    def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
+        counts = torch.bincount(indices, minlength=self.num_embeddings).float()
+        sums = torch.zeros_like(self.embedding_sum).index_add_(0, indices, flat)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embedding_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.epsilon) / (total + self.num_embeddings * self.epsilon) * total
+        self.embedding.copy_(self.embedding_sum / smoothed.unsqueeze(1))
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        flat, shape_last = self.flatten(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            flat = flat.float()
+            indices = self.code_scores(flat).argmax(1)
+            if self.training:
+                self._update(flat.detach(), indices)
+            codes = self.embedding[indices]
+            loss = self.commitment_cost * (flat - codes).square().mean()
+        quantized = flat + (codes - flat).detach()
+        return QuantizerOutput(
+            latent=self.unflatten(quantized, shape_last).to(z.dtype),
+            loss=loss,
+            indices=indices.reshape(shape_last[:-1]),
+            perplexity=codebook_perplexity(self.num_embeddings, indices=indices),
+        )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Quantizer, QuantizerOutput, codebook_perplexity
+
+__all__ = ["VectorQuantizer"]
+
+
+class VectorQuantizer(Quantizer):
+    """VQ-VAE quantizer: nearest code (k-means assignment) with a straight-through gradient.
+
+    van den Oord et al., "Neural Discrete Representation Learning", NeurIPS 2017. The loss is
+    ``‖sg(z) − e‖² + commitment_cost·‖z − sg(e)‖²`` (means over elements).
+
+    Args:
+        num_embeddings: number of codes K.
+        embedding_dim: code dimension D (latent channels).
+        commitment_cost: weight β of the commitment term (paper: 0.25).
+        init_std: standard deviation of the N(0, σ) codebook initialisation; None uses
+            uniform(−1/K, 1/K) as the original implementation.
+
+    Example:
+        >>> vq = VectorQuantizer(num_embeddings=512, embedding_dim=64)
+        >>> out = vq(torch.randn(2, 64, 16, 16))
+        >>> out.quantized.shape, out.indices.shape
+        (torch.Size([2, 64, 16, 16]), torch.Size([2, 16, 16]))
+    """
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, commitment_cost: float = 0.25, init_std: float | None = None
+    ) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        self.commitment_cost = commitment_cost
+        self.embedding = nn.Embedding(num_embeddings, embedding_dim)
+        if init_std is None:
+            nn.init.uniform_(self.embedding.weight, -1.0 / num_embeddings, 1.0 / num_embeddings)
+        else:
+            nn.init.normal_(self.embedding.weight, 0.0, init_std)
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return self.embedding.weight
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        flat, shape_last = self.flatten(z)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            indices = self.code_scores(flat).argmax(1)
+            codes = self.embedding(indices)
+            flat = flat.float()
+            loss = (codes - flat.detach()).square().mean() + self.commitment_cost * (flat - codes.detach()).square().mean()
+        quantized = flat + (codes - flat).detach()
+        return QuantizerOutput(
+            latent=self.unflatten(quantized, shape_last).to(z.dtype),
+            loss=loss,
+            indices=indices.reshape(shape_last[:-1]),
+            perplexity=codebook_perplexity(self.num_embeddings, indices=indices),
+        )

@@ -1,0 +1,3 @@
+from .resnet_autoencoder import AutoencoderOutput, ResidualBlock, ResNetAutoencoder
+
+__all__ = ["AutoencoderOutput", "ResidualBlock", "ResNetAutoencoder"]
