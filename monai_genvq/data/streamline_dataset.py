@@ -22,6 +22,7 @@ from monai_genvq.data.dipy_bundles import prepare_dipy_bundles
 from monai_genvq.data.streamline_io import load_streamlines
 from monai_genvq.data.synthetic.streamlines import ensure_synthetic_tractoinferno
 from monai_genvq.data.tractoinferno import discover_tractoinferno
+from monai_genvq.transforms.streamline_order import apply_group_order, canonical_group_order
 from monai_genvq.transforms.streamlines import StreamlineNormalizer, resample_streamlines, streamlines_to_bundle_tensor
 
 __all__ = ["group_streamlines", "build_streamline_samples", "balance_samples", "split_samples", "StreamlineGroups"]
@@ -136,6 +137,7 @@ def build_streamline_samples(
     balance: bool = True,
     replacement: str = "error",
     seed: int = 0,
+    canonical_order: bool = True,
 ) -> list[dict]:
     """Load bundle files and turn them into grouped bundle samples in millimetres.
 
@@ -148,6 +150,9 @@ def build_streamline_samples(
             :func:`balance_samples`); ``False`` keeps every group.
         replacement: rule for files with fewer than ``group_size`` streamlines (see :func:`group_streamlines`).
         seed: random seed (shuffling, replacement draws, balancing).
+        canonical_order: orient every streamline of a group alike and sort the rows along the bundle
+            (:func:`~monai_genvq.transforms.canonical_group_order`); BUAN is unchanged by it, training
+            converges far faster.
 
     Returns:
         Sample dicts ``{"bundle": float32 (3, group_size, n_points) in mm, "name", "subject", "path",
@@ -164,6 +169,8 @@ def build_streamline_samples(
             streamlines, group_size, _record_rng(seed, record), replacement=replacement, source=record["path"]
         )
         for index, group in enumerate(groups):
+            if canonical_order:
+                group = apply_group_order(group, *canonical_group_order(group))
             samples.append(
                 {
                     "bundle": streamlines_to_bundle_tensor(group).astype(np.float32),
@@ -248,6 +255,7 @@ class StreamlineGroups:
             training bounds); otherwise the normaliser is fitted on ``train`` and saved there.
         cache_dir: folder for the generated dataset (see ``ensure_synthetic_tractoinferno`` /
             ``prepare_dipy_bundles``).
+        canonical_order: put each group in canonical order (see :func:`build_streamline_samples`).
 
     Raises:
         ValueError: unknown ``dataset``, ``"tractoinferno"`` without ``dataset_dir``, unknown holdout
@@ -276,6 +284,7 @@ class StreamlineGroups:
         holdout_subjects: str | Sequence[str] | None = None,
         normalizer_path: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
+        canonical_order: bool = True,
     ) -> None:
         if dataset not in _DATASETS:
             raise ValueError(f"dataset must be one of {_DATASETS}, got {dataset!r}")
@@ -300,6 +309,7 @@ class StreamlineGroups:
         self.holdout_subjects = [_subject_id(s) for s in holdout_subjects or []]
         self.normalizer_path = Path(normalizer_path).expanduser() if normalizer_path else None
         self.cache_dir = cache_dir
+        self.canonical_order = canonical_order
         self._built: dict[str, Any] | None = None
 
     def _resolve_dir(self) -> Path:
@@ -325,7 +335,12 @@ class StreamlineGroups:
         if not pool_records:
             raise ValueError(f"every subject of '{dataset_dir}' is held out; nothing is left to train on")
 
-        options = {"n_points": self.n_points, "group_size": self.group_size, "replacement": self.replacement}
+        options = {
+            "n_points": self.n_points,
+            "group_size": self.group_size,
+            "replacement": self.replacement,
+            "canonical_order": self.canonical_order,
+        }
         pool = build_streamline_samples(pool_records, balance=self.balance, seed=self.seed, **options)
         train, validation = split_samples(pool, self.val_fraction, self.seed)
         test = build_streamline_samples(test_records, balance=False, seed=self.seed, **options)

@@ -9,6 +9,7 @@ import torch
 from monai.utils import CommonKeys as Keys
 
 from ..data.streamline_io import save_streamlines
+from ..transforms.streamline_order import invert_group_order
 from ..transforms.streamlines import StreamlineNormalizer
 
 if TYPE_CHECKING:
@@ -21,8 +22,8 @@ class StreamlineWriter:
     """Writes reconstructed groups back to one .trk per input file, in the input's millimetre space.
 
     Works with items from :func:`~monai_genvq.data.streamline_inference_items`: groups of one
-    source are gathered (in any batch order), mapped back to mm with ``normalizer``, trimmed to the
-    real streamlines, and saved as ``<output_dir>/<stem>_recon.trk`` with the source file as the
+    source are gathered (in any batch order), put back in the file's streamline order and orientation,
+    mapped back to mm with ``normalizer``, trimmed to the real streamlines, and saved as ``<output_dir>/<stem>_recon.trk`` with the source file as the
     spatial reference, so TrackVis, MI-Brain and dipy open it aligned with the input.
 
     Args:
@@ -54,7 +55,10 @@ class StreamlineWriter:
         for i, source in enumerate(batch["source"]):
             count, n_groups = int(batch["count"][i]), int(batch["n_groups"][i])
             groups = self._pending.setdefault(str(source), {})
-            groups[int(batch["group"][i])] = pred[i].transpose(1, 2, 0)[:count]
+            group = pred[i].transpose(1, 2, 0)
+            if "order" in batch:
+                group = invert_group_order(group, np.asarray(batch["order"][i]), np.asarray(batch["flipped"][i]))
+            groups[int(batch["group"][i])] = group[:count]
             if len(groups) == n_groups:
                 self._write(str(source), [groups[g] for g in range(n_groups)])
                 del self._pending[str(source)]

@@ -1,5 +1,6 @@
 """MONAI (Map)Transforms of monai-genvq."""
 
+from monai_genvq.transforms.streamline_order import apply_group_order, canonical_group_order, invert_group_order
 from monai_genvq.transforms.streamlines import (
     NormalizeStreamlines,
     NormalizeStreamlinesd,
@@ -14,6 +15,9 @@ from monai_genvq.transforms.streamlines import (
 )
 
 __all__ = [
+    "apply_group_order",
+    "canonical_group_order",
+    "invert_group_order",
     "NormalizeStreamlines",
     "NormalizeStreamlinesd",
     "ResampleStreamlines",
