@@ -134,6 +134,27 @@ class Quantizer(Bottleneck):
         flat, shape_last = self.flatten(z)
         return self.code_scores(flat).argmax(1).reshape(shape_last[:-1])
 
+    def straight_through(
+        self, z: torch.Tensor, flat: torch.Tensor, codes: torch.Tensor, indices: torch.Tensor, loss: torch.Tensor
+    ) -> QuantizerOutput:
+        """Output of a hard quantizer: ``codes`` forward, identity gradient to ``z`` (straight-through).
+
+        Args:
+            z: the (B, D, *spatial) input, for shape and dtype.
+            flat: (N, D) flattened latents (float32).
+            codes: (N, D) selected code vectors.
+            indices: (N,) selected code indices.
+            loss: the quantizer's scalar loss.
+        """
+        quantized = flat + (codes - flat).detach()
+        shape_last = z.movedim(1, -1).shape
+        return QuantizerOutput(
+            latent=self.unflatten(quantized, shape_last).to(z.dtype),
+            loss=loss,
+            indices=indices.reshape(shape_last[:-1]),
+            perplexity=codebook_perplexity(self.num_embeddings, indices=indices),
+        )
+
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors for ``indices`` (B, *spatial) as (B, D, *spatial)."""
         return nn.functional.embedding(indices, self.codebook).movedim(-1, 1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from .base import Quantizer, QuantizerOutput
 
 __all__ = ["EMAQuantizer"]
 
@@ -63,7 +63,7 @@ class EMAQuantizer(Quantizer):
         self.embedding.copy_(self.embedding_sum / smoothed.unsqueeze(1))
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        flat, shape_last = self.flatten(z)
+        flat, _ = self.flatten(z)
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()
             indices = self.code_scores(flat).argmax(1)
@@ -71,10 +71,4 @@ class EMAQuantizer(Quantizer):
                 self._update(flat.detach(), indices)
             codes = self.embedding[indices]
             loss = self.commitment_cost * (flat - codes).square().mean()
-        quantized = flat + (codes - flat).detach()
-        return QuantizerOutput(
-            latent=self.unflatten(quantized, shape_last).to(z.dtype),
-            loss=loss,
-            indices=indices.reshape(shape_last[:-1]),
-            perplexity=codebook_perplexity(self.num_embeddings, indices=indices),
-        )
+        return self.straight_through(z, flat, codes, indices, loss)

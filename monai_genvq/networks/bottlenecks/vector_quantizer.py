@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from .base import Quantizer, QuantizerOutput
 
 __all__ = ["VectorQuantizer"]
 
@@ -44,16 +44,10 @@ class VectorQuantizer(Quantizer):
         return self.embedding.weight
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        flat, shape_last = self.flatten(z)
+        flat, _ = self.flatten(z)
         with torch.autocast(device_type=z.device.type, enabled=False):
             indices = self.code_scores(flat).argmax(1)
             codes = self.embedding(indices)
             flat = flat.float()
             loss = (codes - flat.detach()).square().mean() + self.commitment_cost * (flat - codes.detach()).square().mean()
-        quantized = flat + (codes - flat).detach()
-        return QuantizerOutput(
-            latent=self.unflatten(quantized, shape_last).to(z.dtype),
-            loss=loss,
-            indices=indices.reshape(shape_last[:-1]),
-            perplexity=codebook_perplexity(self.num_embeddings, indices=indices),
-        )
+        return self.straight_through(z, flat, codes, indices, loss)
