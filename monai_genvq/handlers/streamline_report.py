@@ -178,7 +178,7 @@ class StreamlineEvaluationReport:
             "buan_normalised": {
                 "space": "normalised [-1, 1] (one global min/max)",
                 "threshold": self.threshold,
-                "threshold_mm_equivalent": float(self.threshold * _mm_per_unit(self.normalizer)),
+                "threshold_mm_equivalent": float(self.threshold * self.normalizer.scale),
                 "clust_thr": [0],
                 **summarize_buan(buan_norm, names),
             },
@@ -208,12 +208,6 @@ class StreamlineEvaluationReport:
         write_json(f"{self.output_dir}/metrics.json", results)
         atomic_write_text(f"{self.output_dir}/metrics.md", streamline_report_markdown(results))
         engine.state.metrics.setdefault("buan_normalised", results["buan_normalised"]["all"]["mean"])
-
-
-def _mm_per_unit(normalizer: StreamlineNormalizer) -> float:
-    """Millimetres per normalised unit (the normaliser is one isotropic affine map)."""
-    ends = np.asarray(normalizer.denormalize(np.array([0.0, 1.0])), dtype=np.float64)
-    return float(ends[1] - ends[0])
 
 
 def _mean_std(values: np.ndarray) -> dict[str, float]:
