@@ -9,13 +9,23 @@ GFLOP/s measured in the same run, and the VQ-Diff bottleneck adds at most 50 % t
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _common import machine_info, matmul_gflops, peak_rss_mib, reset_peak_rss, time_call, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    machine_info,
+    matmul_gflops,
+    peak_rss_mib,
+    reexec_with_heap_only_malloc,
+    reset_peak_rss,
+    time_call,
+    write_results,
+)
 
 from monai_genvq.networks import (  # noqa: E402
     EMAQuantizer,
@@ -67,14 +77,29 @@ def measure(name: str, batch_size: int, repeats: int, channels_last: bool) -> di
     }
 
 
+def _measure_in_child(name: str, batch_size: int, args: argparse.Namespace) -> dict:
+    """One measurement in a fresh process, so peak memory is that configuration's alone."""
+    cmd = [sys.executable, __file__, "--one", name, str(batch_size), "--repeats", str(args.repeats)]
+    cmd += ["--channels_last"] * args.channels_last + ["--default_malloc"] * args.default_malloc
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--bottlenecks", nargs="+", default=list(BOTTLENECKS), choices=list(BOTTLENECKS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--channels_last", action="store_true")
+    parser.add_argument("--default_malloc", action="store_true", help="keep glibc's default mmap/trim behaviour")
     parser.add_argument("--out", default="benchmarks/results/streamline_training.json")
+    parser.add_argument("--one", nargs=2, metavar=("BOTTLENECK", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.default_malloc:
+        reexec_with_heap_only_malloc()
+    if args.one:  # child process: one measurement, JSON on the last line
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.repeats, args.channels_last)))
+        return
 
     peak_matmul = matmul_gflops()
     rows = []
@@ -82,7 +107,7 @@ def main() -> None:
     print(f"{'bottleneck':>10} {'batch':>5} {'step ms':>9} {'samples/s':>9} {'GFLOP/s':>8} {'% matmul':>8} {'peak MiB':>9}")
     for batch_size in args.batch_sizes:
         for name in args.bottlenecks:
-            r = measure(name, batch_size, args.repeats, args.channels_last)
+            r = _measure_in_child(name, batch_size, args)
             r["fraction_of_matmul"] = r["achieved_gflops"] / peak_matmul
             rows.append(r)
             print(

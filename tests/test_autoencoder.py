@@ -75,3 +75,21 @@ def test_prepare_batch_names_missing_key():
 def test_reconstruction_inferer_returns_tensor():
     out = ReconstructionInferer()(torch.zeros(1, 3, 16, 16), ResNetAutoencoder(channels=(4, 8), latent_channels=4))
     assert isinstance(out, torch.Tensor) and out.shape == (1, 3, 16, 16)
+
+
+def test_standardized_input_makes_reconstruction_equivariant_to_position_and_size():
+    torch.manual_seed(0)
+    net = ResNetAutoencoder(channels=(8, 16), latent_channels=8, standardize_input=True).eval()
+    x = torch.randn(2, 3, 16, 16)
+    shift, factor = torch.tensor([5.0, -3.0, 2.0]).view(1, 3, 1, 1), 4.0
+    with torch.no_grad():
+        out = net(x)
+        moved = net(x * factor + shift)
+    torch.testing.assert_close(moved.reconstruction, out.reconstruction * factor + shift, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(moved.encoding, out.encoding, atol=1e-5, rtol=1e-5)
+    # decode restores position and size only when handed the statistics
+    stats = net.input_statistics(x)
+    torch.testing.assert_close(net.decode(out.bottleneck.latent, stats), out.reconstruction)
+    with pytest.raises(ValueError, match="input_statistics"):
+        net.decode(out.bottleneck.latent)
+    assert ResNetAutoencoder(channels=(8,), latent_channels=4).input_statistics(x) is None

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -161,3 +163,39 @@ def test_adapter_plugs_into_monai_vqvae():
     assert net.quantizer.quantizer.codebook.grad is not None
     assert net.index_quantize(x).shape == (2, 4, 4)
     assert 1.0 <= float(net.quantizer.perplexity) <= 16.0
+
+
+def test_fused_soft_assignment_matches_autograd_of_the_plain_expression(monkeypatch):
+    from monai_genvq.networks.bottlenecks import soft_assignment
+
+    monkeypatch.setattr(soft_assignment, "_ROWS_PER_BLOCK", 7)  # several blocks, a ragged last one
+    torch.manual_seed(0)
+    z = torch.randn(20, 5, dtype=torch.float64, requires_grad=True)
+    codes = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: soft_assignment.soft_codebook_assignment(a, b, 3.0, gumbel_noise=False)[0], (z, codes)
+    )
+    # with noise: identical to the unfused softmax mix given the same Gumbel draw (one block)
+    monkeypatch.setattr(soft_assignment, "_ROWS_PER_BLOCK", 1024)
+    torch.manual_seed(1)
+    q, p, idx = soft_assignment.soft_codebook_assignment(z, codes, 3.0, gumbel_noise=True)
+    torch.manual_seed(1)
+    g = soft_assignment.sample_gumbel((20, 9)).double()
+    ref_p = torch.softmax((-torch.cdist(z, codes) ** 2 + g) / 3.0, 1)
+    torch.testing.assert_close(p, ref_p.detach())
+    assert torch.equal(idx, ref_p.argmax(1))
+    grads = torch.autograd.grad(q.square().sum(), (z, codes))
+    ref_grads = torch.autograd.grad((ref_p @ codes).square().sum(), (z, codes))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_table_gumbel_samples_follow_the_gumbel_law():
+    from scipy import stats
+
+    from monai_genvq.networks.bottlenecks.soft_assignment import sample_gumbel
+
+    torch.manual_seed(0)
+    g = sample_gumbel((200_000,)).double().numpy()
+    assert stats.kstest(g, "gumbel_r").pvalue > 0.01
+    assert abs(g.mean() - np.euler_gamma) < 0.01

@@ -452,3 +452,8 @@ def test_streamline_groups_synthetic(synthetic_root, tmp_path):
     )
     assert reused.normalizer.scale == 150.0 and np.abs(np.stack([s["bundle"] for s in reused.train])).max() < 1
     assert {s["subject"] for s in reused.test} == {"sub-1003"} and len(reused.test) == 2 * len(groups.bundle_names)
+
+
+def test_evaluation_refuses_to_refit_a_missing_normalizer(synthetic_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.json.*written by training"):
+        StreamlineGroups(synthetic_root, normalizer_path=tmp_path / "missing.json", require_normalizer=True)

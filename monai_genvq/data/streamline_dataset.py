@@ -253,6 +253,8 @@ class StreamlineGroups:
             train/validation ("train on the rest, evaluate on one subject").
         normalizer_path: JSON normaliser. If the file exists it is loaded (inference/evaluation use the
             training bounds); otherwise the normaliser is fitted on ``train`` and saved there.
+        require_normalizer: raise ``FileNotFoundError`` instead of fitting when ``normalizer_path``
+            does not exist (evaluation must use the bounds the model was trained with).
         cache_dir: folder for the generated dataset (see ``ensure_synthetic_tractoinferno`` /
             ``prepare_dipy_bundles``).
         canonical_order: put each group in canonical order (see :func:`build_streamline_samples`).
@@ -285,6 +287,7 @@ class StreamlineGroups:
         normalizer_path: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
         canonical_order: bool = True,
+        require_normalizer: bool = False,
     ) -> None:
         if dataset not in _DATASETS:
             raise ValueError(f"dataset must be one of {_DATASETS}, got {dataset!r}")
@@ -308,6 +311,12 @@ class StreamlineGroups:
             holdout_subjects = [holdout_subjects]
         self.holdout_subjects = [_subject_id(s) for s in holdout_subjects or []]
         self.normalizer_path = Path(normalizer_path).expanduser() if normalizer_path else None
+        if require_normalizer and (self.normalizer_path is None or not self.normalizer_path.exists()):
+            raise FileNotFoundError(
+                f"streamline normaliser {self.normalizer_path} not found: it is written by training next to "
+                "the checkpoint, and evaluation must map data with the same bounds. Train first, or point "
+                "normalizer_path at the training run's streamline_normalization.json."
+            )
         self.cache_dir = cache_dir
         self.canonical_order = canonical_order
         self._built: dict[str, Any] | None = None

@@ -51,10 +51,11 @@ def latent_perturbation_buan(
     scores: dict[float, list[torch.Tensor]] = {float(e): [] for e in epsilons}
     for start in range(0, len(bundles), batch_size):
         x = bundles[start : start + batch_size]
-        z = network.encode(x)
+        statistics = network.input_statistics(x)
+        z = network.encode(x, statistics)
         noise = torch.randn(z.shape, generator=generator).to(z)
         for eps in scores:
-            rec = network.decode(network.bottleneck(z + eps * noise).latent)
+            rec = network.decode(network.bottleneck(z + eps * noise).latent, statistics)
             scores[eps].append(bundle_adjacency_batched(rec, x, threshold=threshold))
     network.train(was_training)
     out = []

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from .soft_assignment import soft_codebook_assignment
 
 __all__ = ["GumbelQuantizer"]
 
@@ -28,8 +29,10 @@ class GumbelQuantizer(Quantizer):
         temperature: softmax temperature τ.
         init_std: σ of the Gaussian codebook initialisation.
         eval_mode: "soft" or "hard", the deterministic assignment used in ``eval()``.
-        kl_weight: optional weight of KL(mean assignment ‖ uniform) that discourages codebook
-            collapse; 0 (the paper) disables it.
+
+    The scores, noise, softmax and code mix are computed block by block by
+    :func:`~monai_genvq.networks.bottlenecks.soft_assignment.soft_codebook_assignment`, which keeps
+    only the (N, K) probabilities for the backward pass.
 
     Example:
         >>> quantizer = GumbelQuantizer(num_embeddings=512, embedding_dim=64)
@@ -45,7 +48,6 @@ class GumbelQuantizer(Quantizer):
         temperature: float = 10.0,
         init_std: float = 2.0,
         eval_mode: str = "soft",
-        kl_weight: float = 0.0,
     ) -> None:
         super().__init__(num_embeddings, embedding_dim)
         if eval_mode not in EVAL_MODES:
@@ -54,7 +56,6 @@ class GumbelQuantizer(Quantizer):
             raise ValueError(f"temperature must be positive, got {temperature}.")
         self.temperature = temperature
         self.eval_mode = eval_mode
-        self.kl_weight = kl_weight
         self.embedding = nn.Embedding(num_embeddings, embedding_dim)
         nn.init.normal_(self.embedding.weight, 0.0, init_std)
 
@@ -65,30 +66,18 @@ class GumbelQuantizer(Quantizer):
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
         with torch.autocast(device_type=z.device.type, enabled=False):
-            # softmax(−‖z − e‖² / τ) is unchanged by the per-row ‖z‖², so one addmm gives the logits / τ
-            scaled_logits = self.code_scores(flat, scale=1.0 / self.temperature)
-            if self.training:
-                scaled_logits.add_(_gumbel_noise_like(scaled_logits), alpha=1.0 / self.temperature)
             if self.training or self.eval_mode == "soft":
-                probs = torch.softmax(scaled_logits, dim=1)
+                quantized, probs, indices = soft_codebook_assignment(
+                    flat.float(), self.codebook.float(), self.temperature, gumbel_noise=self.training
+                )
             else:
-                probs = nn.functional.one_hot(scaled_logits.argmax(1), self.num_embeddings).float()
-            quantized = probs @ self.codebook.float()
-            loss = scaled_logits.new_zeros(())
-            if self.kl_weight > 0:
-                mean_probs = probs.mean(0).clamp_min(1e-12)
-                loss = self.kl_weight * (mean_probs * (mean_probs * self.num_embeddings).log()).sum()
-        indices = probs.detach().argmax(1)
+                indices = self.code_scores(flat).argmax(1)
+                probs = nn.functional.one_hot(indices, self.num_embeddings).float()
+                quantized = self.codebook.float()[indices]
         return QuantizerOutput(
             latent=self.unflatten(quantized, shape_last).to(z.dtype),
-            loss=loss,
+            loss=quantized.new_zeros(()),
             indices=indices.reshape(shape_last[:-1]),
             probs=probs.reshape(*shape_last[:-1], self.num_embeddings),
-            perplexity=codebook_perplexity(self.num_embeddings, probs=probs.detach()),
+            perplexity=codebook_perplexity(self.num_embeddings, probs=probs),
         )
-
-
-def _gumbel_noise_like(x: torch.Tensor) -> torch.Tensor:
-    """Standard Gumbel samples −log(−log u); uniform draws are several times faster than exponential_ on CPU."""
-    u = torch.empty_like(x).uniform_(torch.finfo(x.dtype).tiny, 1.0)
-    return u.log_().neg_().log_().neg_()

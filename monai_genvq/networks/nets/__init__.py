@@ -1,3 +1,3 @@
-from .resnet_autoencoder import AutoencoderOutput, ResidualBlock, ResNetAutoencoder
+from .resnet_autoencoder import AutoencoderOutput, InputStatistics, ResidualBlock, ResNetAutoencoder
 
-__all__ = ["AutoencoderOutput", "ResidualBlock", "ResNetAutoencoder"]
+__all__ = ["AutoencoderOutput", "InputStatistics", "ResidualBlock", "ResNetAutoencoder"]
