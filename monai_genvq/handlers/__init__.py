@@ -5,3 +5,6 @@ from .streamline_report import StreamlineEvaluationReport, latent_perturbation_b
 from .streamline_writer import StreamlineWriter
 
 __all__ = ["BUANHandler", "StreamlineEvaluationReport", "StreamlineWriter", "latent_perturbation_buan"]
+from .disentanglement import DisentanglementHandler
+
+__all__ += ["DisentanglementHandler"]
