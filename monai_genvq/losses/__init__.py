@@ -1,3 +1,6 @@
-from .attribute import AttributeRegularizationLoss, attribute_regularization
+"""Losses: ELBO pieces and attribute regularisation."""
 
-__all__ = ["AttributeRegularizationLoss", "attribute_regularization"]
+from .attribute import AttributeRegularizationLoss, attribute_regularization
+from .elbo import gaussian_kl, reconstruction_error
+
+__all__ = ["AttributeRegularizationLoss", "attribute_regularization", "gaussian_kl", "reconstruction_error"]
