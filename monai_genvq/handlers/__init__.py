@@ -8,3 +8,7 @@ __all__ = ["BUANHandler", "StreamlineEvaluationReport", "StreamlineWriter", "lat
 from .disentanglement import DisentanglementHandler
 
 __all__ += ["DisentanglementHandler"]
+from .cardiac_report import CardiacEvaluationReport, cardiac_table, collect_cardiac_results
+from .ssim import SSIMHandler
+
+__all__ += ["CardiacEvaluationReport", "SSIMHandler", "cardiac_table", "collect_cardiac_results"]

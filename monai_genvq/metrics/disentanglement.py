@@ -16,6 +16,7 @@ Definitions (``../shared/METRICS.md``), with codes ``z`` (N, D) and attributes `
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -239,7 +240,11 @@ class DisentanglementMetric(CumulativeIterationMetric):
         return compute_disentanglement(*self._buffers_as_arrays(), bins=self.bins)
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
+        """The selected metric over everything buffered; NaN (with a warning) when fewer than 2 codes."""
         z, y = self._buffers_as_arrays()
+        if z.shape[0] < 2:
+            warnings.warn(f"{self.metric} needs at least 2 codes, got {z.shape[0]}; returning NaN", stacklevel=2)
+            return torch.tensor(float("nan"))
         if self.metric == "sap":
             value = sap_score(z, y)
         elif self.metric == "scc":

@@ -77,7 +77,8 @@ def select_short_axis_slice(label: Any, mode: str | int = "mid", offset: int = 0
 
     ``"mid"``: the middle of the slices whose ground truth holds LV (the mid-ventricular slice),
     ``(first + last) // 2``; ``"max_lv"``: the slice with the largest LV area; an int: that index.
-    ``offset`` is then added and the result clipped to the slices holding LV.
+    ``offset`` is then added and the result clipped to the slices holding both LV and RV (the
+    alignment needs both; slices holding LV only when none holds both).
 
     Raises:
         CardiacDataError: no slice holds LV.
@@ -94,7 +95,9 @@ def select_short_axis_slice(label: Any, mode: str | int = "mid", offset: int = 0
         index = int(mode)
     else:
         raise ValueError(f"slice mode must be 'mid', 'max_lv' or an index; got {mode!r}")
-    return int(np.clip(index + int(offset), has_lv[0], has_lv[-1]))
+    has_both = np.flatnonzero((label == CARDIAC_LABELS["LV"]).any(axis=(0, 1)) & (label == CARDIAC_LABELS["RV"]).any(axis=(0, 1)))
+    valid = has_both if has_both.size else has_lv
+    return int(np.clip(index + int(offset), valid[0], valid[-1]))
 
 
 def align_short_axis(
