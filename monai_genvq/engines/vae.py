@@ -70,6 +70,7 @@ def vae_loss_terms(output: dict[str, Any]) -> dict[str, float]:
 
 
 def _check_finite(engine: Any, **terms: torch.Tensor | None) -> None:
+    terms = {k: (v.detach() if v is not None else None) for k, v in terms.items()}
     bad = {k: float(v) for k, v in terms.items() if v is not None and not torch.isfinite(v).all()}
     if bad:
         shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if v is not None)

@@ -43,7 +43,7 @@ __all__ = [
     "render_cardiac_phantom",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MNMS_CSV_NAME = "211230_M&Ms_Dataset_information_diagnosis_opendataset.csv"
 
 #: per-scanner appearance: blood / myocardium / background tissue intensity, gamma, noise (fraction
@@ -59,22 +59,28 @@ VENDOR_INFO = {"A": ("Siemens", (1, 6)), "B": ("Philips", (2, 3)), "C": ("GE", (
 
 
 def _sample_anatomy(rng: np.random.Generator) -> dict[str, float]:
-    """Independent continuous shape parameters of one heart (mm, or fractions)."""
+    """Continuous shape parameters of one heart (mm, or fractions).
+
+    LV radius, wall thickness and RV width are drawn independently; the long-axis length grows
+    with the LV radius (larger hearts are longer) plus its own variation, so a mid-ventricular
+    slice predicts the volumes well but not exactly, as in real hearts.
+    """
+    r_lv = rng.uniform(17.0, 31.0)
     return {
-        "r_lv": rng.uniform(17.0, 31.0),  # ED endocardial radius at the base
+        "r_lv": r_lv,  # ED endocardial radius at the base
         "t_myo": rng.uniform(5.0, 13.0),  # ED wall thickness
-        "rv_width": rng.uniform(6.0, 22.0),  # ED RV crescent width
+        "rv_width": rng.uniform(5.0, 26.0),  # ED RV crescent width
         "ecc": rng.uniform(0.0, 0.12),
         "ecc_angle": rng.uniform(0, np.pi),
-        "length": rng.uniform(6.0, 8.5),  # long-axis extent in slices
-        "base_offset": rng.uniform(0.0, 0.6),
+        "length": 5.8 + 2.4 * (r_lv - 17.0) / 14.0 + rng.normal(0, 0.3),  # long-axis extent in slices
+        "base_offset": rng.uniform(0.0, 0.3),
         "rv_length": rng.uniform(0.65, 0.9),  # RV extent as a fraction of the LV's
         "ef_lv": rng.uniform(0.25, 0.65),
         "ef_rv": rng.uniform(0.25, 0.6),
         "pose": rng.uniform(0, 2 * np.pi),  # direction of the RV (in-plane rotation of the heart)
         "shift_x": rng.uniform(-16, 16),
         "shift_y": rng.uniform(-16, 16),
-        "spacing": rng.uniform(1.25, 1.75),
+        "spacing": rng.uniform(1.4, 1.7),
         "papillary": rng.uniform(1.8, 3.4),
     }
 
@@ -234,8 +240,8 @@ def _to_convention(label: np.ndarray, internal_to_dataset: Mapping[int, int]) ->
 
 def generate_synthetic_acdc(
     root: str | os.PathLike,
-    n_train: int = 64,
-    n_test: int = 32,
+    n_train: int = 100,
+    n_test: int = 50,
     shape: tuple[int, int] = (160, 160),
     n_slices: int = 8,
     n_frames: int = 4,
@@ -281,9 +287,9 @@ def generate_synthetic_acdc(
 
 def generate_synthetic_mnms(
     root: str | os.PathLike,
-    n_train: int = 48,
+    n_train: int = 60,
     n_val: int = 8,
-    n_test: int = 32,
+    n_test: int = 40,
     n_unlabeled: int = 2,
     shape: tuple[int, int] = (160, 160),
     n_slices: int = 8,
@@ -374,7 +380,7 @@ def ensure_synthetic_acdc(root: str | os.PathLike | None = None, **kwargs: Any) 
         >>> from monai_genvq.data import discover_acdc
         >>> records = discover_acdc(ensure_synthetic_acdc(n_train=8, n_test=4))  # doctest: +SKIP
     """
-    defaults = {"n_train": 64, "n_test": 32, "shape": (160, 160), "n_slices": 8, "n_frames": 4, "seed": 0}
+    defaults = {"n_train": 100, "n_test": 50, "shape": (160, 160), "n_slices": 8, "n_frames": 4, "seed": 0}
     return _ensure("acdc", generate_synthetic_acdc, defaults, root, kwargs)
 
 
@@ -387,7 +393,7 @@ def ensure_synthetic_mnms(root: str | os.PathLike | None = None, **kwargs: Any) 
             ``n_unlabeled``, ``shape``, ``n_slices``, ``n_frames``, ``seed``).
     """
     defaults = {
-        "n_train": 48, "n_val": 8, "n_test": 32, "n_unlabeled": 2,
+        "n_train": 60, "n_val": 8, "n_test": 40, "n_unlabeled": 2,
         "shape": (160, 160), "n_slices": 8, "n_frames": 4, "seed": 1,
     }
     return _ensure("mnms", generate_synthetic_mnms, defaults, root, kwargs)
