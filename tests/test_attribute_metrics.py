@@ -120,3 +120,12 @@ def test_monai_ssim_matches_skimage_settings():
     ours = SSIMMetric(spatial_dims=2, data_range=1.0)(torch.as_tensor(b)[None, None], torch.as_tensor(a)[None, None]).item()
     ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
     assert ours == pytest.approx(ref, abs=1e-4)
+
+
+def test_vectorised_ranks_equal_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    from monai_genvq.metrics.disentanglement import _ranks
+
+    x = np.random.default_rng(0).integers(0, 5, size=(40, 3)).astype(float)
+    np.testing.assert_allclose(_ranks(x), rankdata(x, axis=0, method="average"))
