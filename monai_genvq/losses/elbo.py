@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 __all__ = ["gaussian_kl", "reconstruction_error"]
 
+_EPS = 1e-6
+
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """KL(N(μ, σ²) ‖ N(0, I)) summed over latent dims: per sample (``"none"``) or its batch mean.
@@ -22,12 +24,16 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
 def reconstruction_error(x: torch.Tensor, target: torch.Tensor, kind: str = "mse", reduction: str = "mean") -> torch.Tensor:
     """Per-sample reconstruction error summed over voxels (squared error, or Bernoulli BCE).
 
+    Use ``"bce"`` with sigmoid outputs: its gradient w.r.t. the logit is ``p - x`` and does not
+    vanish when the sigmoid saturates, while squared error through a sigmoid can get stuck
+    predicting an all-black image (most voxels of a masked cardiac slice are 0).
+
     ``reduction="none"`` returns (B,), ``"mean"`` the batch mean (the Soft-Intro VAE convention).
     """
     if kind == "mse":
         err = F.mse_loss(x, target, reduction="none")
-    elif kind == "bce":
-        err = F.binary_cross_entropy(x.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    elif kind == "bce":  # Bernoulli likelihood of targets in [0, 1]; eps keeps gradients alive near 0 and 1
+        err = -(target * torch.log(x + _EPS) + (1 - target) * torch.log(1 - x + _EPS))
     else:
         raise ValueError(f"reconstruction kind must be 'mse' or 'bce'; got {kind!r}")
     err = err.flatten(1).sum(1)
