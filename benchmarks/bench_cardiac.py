@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--widths", nargs="+", default=list(WIDTHS))
+    parser.add_argument("--widths", nargs="*", default=list(WIDTHS), help="Soft-Intro widths to time (none: skip)")
     parser.add_argument("--preprocess_cases", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/cardiac.json")
     args = parser.parse_args()

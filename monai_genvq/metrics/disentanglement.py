@@ -153,17 +153,22 @@ def sap_score(z: Any, y: Any) -> float:
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Column-wise ranks 1..N with ties averaged (scipy's ``rankdata(method="average")``), vectorised."""
     n, m = x.shape
-    order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, 0)
-    new = np.ones((n, m), bool)
-    new[1:] = xs[1:] != xs[:-1]
-    group = np.cumsum(new, 0) - 1 + np.arange(m) * n  # tie-group id, unique across columns
-    position = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64)[:, None], (n, m))
-    sums = np.bincount(group.ravel(), weights=position.ravel(), minlength=n * m)
+    xt = np.ascontiguousarray(x.T)  # sort rows of a contiguous (m, n) array: much faster than axis 0
+    order = np.argsort(xt, axis=1)
+    xs = np.take_along_axis(xt, order, 1)
+    new = np.ones((m, n), bool)
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    group = np.cumsum(new, 1) - 1 + (np.arange(m) * n)[:, None]  # tie-group id, unique across columns
     counts = np.bincount(group.ravel(), minlength=n * m)
-    ranks = np.empty((n, m))
-    np.put_along_axis(ranks, order, (sums / np.maximum(counts, 1))[group], 0)
-    return ranks
+    if counts.max() == 1:  # no ties: the rank is the position
+        avg = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (m, n))
+    else:
+        position = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (m, n))
+        sums = np.bincount(group.ravel(), weights=position.ravel(), minlength=n * m)
+        avg = (sums / np.maximum(counts, 1))[group]
+    ranks = np.empty((m, n))
+    np.put_along_axis(ranks, order, avg, 1)
+    return ranks.T
 
 
 def scc_score(z: Any, y: Any) -> float:
