@@ -22,6 +22,26 @@ from monai_genvq.data.synthetic.streamlines import (
     generate_synthetic_tractoinferno,
 )
 from monai_genvq.data.tractoinferno import default_cache_root, discover_tractoinferno, materialize_dataset
+from monai_genvq.data.cardiac import (
+    ACDC_TO_INTERNAL,
+    CARDIAC_LABELS,
+    MNMS_TO_INTERNAL,
+    CardiacDataError,
+    discover_acdc,
+    discover_mnms,
+    load_cardiac_ed,
+    map_labels,
+    read_acdc_info,
+    read_mnms_csv,
+)
+from monai_genvq.data.synthetic.cardiac import (
+    ensure_synthetic_acdc,
+    ensure_synthetic_mnms,
+    generate_synthetic_acdc,
+    generate_synthetic_mnms,
+    render_cardiac_phantom,
+)
+from monai_genvq.data.cardiac_datalist import CARDIAC_DATASETS, cardiac_datalists, resolve_cardiac_dataset
 
 __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
@@ -43,4 +63,24 @@ __all__ = [
     "save_streamlines",
     "split_samples",
     "streamline_inference_items",
+]
+__all__ += [
+    "ACDC_TO_INTERNAL",
+    "CARDIAC_DATASETS",
+    "CARDIAC_LABELS",
+    "MNMS_TO_INTERNAL",
+    "CardiacDataError",
+    "cardiac_datalists",
+    "discover_acdc",
+    "discover_mnms",
+    "ensure_synthetic_acdc",
+    "ensure_synthetic_mnms",
+    "generate_synthetic_acdc",
+    "generate_synthetic_mnms",
+    "load_cardiac_ed",
+    "map_labels",
+    "read_acdc_info",
+    "read_mnms_csv",
+    "render_cardiac_phantom",
+    "resolve_cardiac_dataset",
 ]

@@ -3,3 +3,22 @@
 from .autoencoder import LOSS_TERMS, AutoencoderTrainer, PrepareAutoencoderBatch, ReconstructionInferer, loss_terms
 
 __all__ = ["AutoencoderTrainer", "PrepareAutoencoderBatch", "ReconstructionInferer", "loss_terms", "LOSS_TERMS"]
+from .vae import (
+    VAE_LOSS_TERMS,
+    PrepareVAEBatch,
+    SoftIntroTrainer,
+    VAEEvaluator,
+    VAEReconstructionInferer,
+    VAETrainer,
+    vae_loss_terms,
+)
+
+__all__ += [
+    "PrepareVAEBatch",
+    "SoftIntroTrainer",
+    "VAEEvaluator",
+    "VAEReconstructionInferer",
+    "VAETrainer",
+    "VAE_LOSS_TERMS",
+    "vae_loss_terms",
+]

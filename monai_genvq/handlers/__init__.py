@@ -5,3 +5,10 @@ from .streamline_report import StreamlineEvaluationReport, latent_perturbation_b
 from .streamline_writer import StreamlineWriter
 
 __all__ = ["BUANHandler", "StreamlineEvaluationReport", "StreamlineWriter", "latent_perturbation_buan"]
+from .disentanglement import DisentanglementHandler
+
+__all__ += ["DisentanglementHandler"]
+from .cardiac_report import CardiacEvaluationReport, cardiac_table, collect_cardiac_results
+from .ssim import SSIMHandler
+
+__all__ += ["CardiacEvaluationReport", "SSIMHandler", "cardiac_table", "collect_cardiac_results"]

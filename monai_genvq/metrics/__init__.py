@@ -3,3 +3,26 @@
 from .buan import BUANMetric, buan_dipy, bundle_adjacency_batched, resample_streamlines_batched, summarize_buan
 
 __all__ = ["BUANMetric", "buan_dipy", "bundle_adjacency_batched", "resample_streamlines_batched", "summarize_buan"]
+from .disentanglement import (
+    DISENTANGLEMENT_METRICS,
+    DisentanglementMetric,
+    compute_disentanglement,
+    interpretability,
+    mig,
+    modularity,
+    mutual_information_matrix,
+    sap_score,
+    scc_score,
+)
+
+__all__ += [
+    "DISENTANGLEMENT_METRICS",
+    "DisentanglementMetric",
+    "compute_disentanglement",
+    "interpretability",
+    "mig",
+    "modularity",
+    "mutual_information_matrix",
+    "sap_score",
+    "scc_score",
+]

@@ -29,3 +29,26 @@ __all__ = [
     "resample_streamlines",
     "streamlines_to_bundle_tensor",
 ]
+from monai_genvq.transforms.cardiac import (
+    ATTRIBUTE_NAMES,
+    CardiacAlignment,
+    CardiacAlignmentd,
+    CardiacAttributes,
+    CardiacAttributesd,
+    LoadCardiacEDd,
+    align_short_axis,
+    cardiac_attributes,
+    select_short_axis_slice,
+)
+
+__all__ += [
+    "ATTRIBUTE_NAMES",
+    "CardiacAlignment",
+    "CardiacAlignmentd",
+    "CardiacAttributes",
+    "CardiacAttributesd",
+    "LoadCardiacEDd",
+    "align_short_axis",
+    "cardiac_attributes",
+    "select_short_axis_slice",
+]

@@ -1,0 +1,86 @@
+"""Train / validation / test datalists for the cardiac bundles (real folders or the embedded phantoms)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_genvq.data.cardiac import discover_acdc, discover_mnms
+from monai_genvq.data.synthetic.cardiac import ensure_synthetic_acdc, ensure_synthetic_mnms
+
+__all__ = ["CARDIAC_DATASETS", "cardiac_datalists", "resolve_cardiac_dataset"]
+
+CARDIAC_DATASETS = ("acdc", "mnms")
+
+
+def resolve_cardiac_dataset(
+    dataset: str, dataset_dir: str | os.PathLike | None = None, synthetic: Mapping[str, Any] | None = None
+) -> Path:
+    """The dataset root: ``dataset_dir`` when given, else the phantom of that layout (generated on first use).
+
+    Args:
+        dataset: ``"acdc"`` or ``"mnms"`` (the on-disk layout).
+        dataset_dir: a real dataset folder; empty / None -> embedded phantom.
+        synthetic: parameters of :func:`ensure_synthetic_acdc` / :func:`ensure_synthetic_mnms`.
+    """
+    if dataset not in CARDIAC_DATASETS:
+        raise ValueError(f"dataset must be one of {CARDIAC_DATASETS}; got {dataset!r}")
+    if dataset_dir:
+        return Path(dataset_dir).expanduser()
+    ensure = ensure_synthetic_acdc if dataset == "acdc" else ensure_synthetic_mnms
+    return ensure(**dict(synthetic or {}))
+
+
+def _expand(records: Sequence[dict], slice_offsets: Sequence[int]) -> list[dict]:
+    return [{**r, "slice_offset": int(o)} for r in records for o in slice_offsets]
+
+
+def cardiac_datalists(
+    dataset: str = "acdc",
+    dataset_dir: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    slice_offsets: Sequence[int] = (0,),
+    seed: int = 0,
+    synthetic: Mapping[str, Any] | None = None,
+    max_train: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Datalists ``{"train", "validation", "test"}`` for an ACDC or M&Ms layout.
+
+    ACDC: ``training`` patients split by subject into train/validation, ``testing`` is the test set
+    (the challenge's split, as in Attri-SIVAE). M&Ms: ``Training/Labeled`` split into
+    train/validation, ``Testing`` (all vendors) is the test set. Training items are repeated for
+    each ``slice_offsets`` value (neighbouring short-axis slices of the same subject and
+    attributes); validation and test use the chosen slice only (offset 0).
+
+    Args:
+        dataset: ``"acdc"`` or ``"mnms"``.
+        dataset_dir: real folder, or empty for the phantom.
+        val_fraction: fraction of training subjects held out for validation (at least one).
+        slice_offsets: slice offsets for training items.
+        seed: seed of the subject split.
+        synthetic: phantom parameters.
+        max_train: keep at most this many training subjects (for quick runs).
+
+    Example:
+        >>> lists = cardiac_datalists("acdc")  # doctest: +SKIP
+        >>> sorted(lists), lists["train"][0]["slice_offset"]  # doctest: +SKIP
+        (['test', 'train', 'validation'], 0)
+    """
+    root = resolve_cardiac_dataset(dataset, dataset_dir, synthetic)
+    if dataset == "acdc":
+        train_all, test = discover_acdc(root, "training"), discover_acdc(root, "testing")
+    else:
+        train_all, test = discover_mnms(root, "training"), discover_mnms(root, "testing")
+    order = np.random.default_rng(seed).permutation(len(train_all))
+    n_val = max(1, int(round(val_fraction * len(train_all)))) if val_fraction > 0 else 0
+    val = [train_all[i] for i in sorted(order[:n_val])]
+    train = [train_all[i] for i in sorted(order[n_val:])]
+    if max_train is not None:
+        train = train[: int(max_train)]
+    if not train:
+        raise ValueError(f"no training subjects left in '{root}' after holding out {n_val} for validation")
+    return {"train": _expand(train, slice_offsets), "validation": _expand(val, (0,)), "test": _expand(test, (0,))}

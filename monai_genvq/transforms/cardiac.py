@@ -1,0 +1,316 @@
+"""Cardiac transforms: ED loading, ventricular volumes (attributes) and the Attri-SIVAE short-axis alignment.
+
+Attributes and alignment follow the Attri-VAE / Attri-SIVAE preprocessing (Cetin et al. 2023,
+"Attri-VAE: attribute-based interpretable representations of medical images with variational
+autoencoders"; "Attribute Regularized Soft Introspective VAE", 2023): from the end-diastolic
+ground truth, LVEDV, MEDV (myocardial volume) and RVEDV in mL; one short-axis slice
+(mid-ventricular by default), LV+MYO barycentre moved to the image centre, rotated so that the RV
+barycentre lies on the horizontal axis, everything outside the ground-truth mask zeroed, cropped
+to 128 × 128 and rescaled to [0, 1].
+
+Labels are in the package's internal convention (1 LV, 2 MYO, 3 RV; see
+:mod:`monai_genvq.data.cardiac`). 2-D slices are arrays (H, W) = (X, Y) of the NIfTI volume:
+"horizontal" is the second array axis, as ``matplotlib.imshow`` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+
+from monai_genvq.data.cardiac import CARDIAC_LABELS, CardiacDataError, load_cardiac_ed
+
+__all__ = [
+    "ATTRIBUTE_NAMES",
+    "CardiacAlignment",
+    "CardiacAlignmentd",
+    "CardiacAttributes",
+    "CardiacAttributesd",
+    "LoadCardiacEDd",
+    "align_short_axis",
+    "cardiac_attributes",
+    "select_short_axis_slice",
+]
+
+ATTRIBUTE_NAMES = ("LVEDV", "MEDV", "RVEDV")
+_ATTRIBUTE_LABELS = (CARDIAC_LABELS["LV"], CARDIAC_LABELS["MYO"], CARDIAC_LABELS["RV"])
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _squeeze_channel(x: np.ndarray, ndim: int) -> np.ndarray:
+    if x.ndim == ndim + 1 and x.shape[0] == 1:
+        return x[0]
+    return x
+
+
+def cardiac_attributes(label: Any, spacing: Sequence[float]) -> np.ndarray:
+    """LVEDV, MEDV and RVEDV in mL: voxel counts of labels 1, 2, 3 × voxel volume (mm³) / 1000.
+
+    Args:
+        label: ED ground truth (X, Y, Z) or (1, X, Y, Z), internal convention.
+        spacing: voxel size in mm (3 values).
+
+    Example:
+        >>> lab = np.zeros((4, 4, 2), np.uint8); lab[0, 0, 0] = 1; lab[1, :, :] = 3
+        >>> cardiac_attributes(lab, (2.0, 2.0, 10.0)).tolist()  # 40 mm³ per voxel
+        [0.04, 0.0, 0.32]
+    """
+    label = _squeeze_channel(_as_numpy(label), 3)
+    spacing = np.asarray(_as_numpy(spacing), dtype=np.float64).reshape(-1)
+    if spacing.size != label.ndim or np.any(~np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise ValueError(f"spacing must hold {label.ndim} positive voxel sizes (mm); got {spacing.tolist()}")
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    counts = np.bincount(label.reshape(-1).astype(np.int64), minlength=4)
+    return np.array([counts[k] * voxel_ml for k in _ATTRIBUTE_LABELS], dtype=np.float32)
+
+
+def select_short_axis_slice(label: Any, mode: str | int = "mid", offset: int = 0) -> int:
+    """Index of the short-axis slice to use.
+
+    ``"mid"``: the middle of the slices whose ground truth holds LV (the mid-ventricular slice),
+    ``(first + last) // 2``; ``"max_lv"``: the slice with the largest LV area; an int: that index.
+    ``offset`` is then added and the result clipped to the slices holding both LV and RV (the
+    alignment needs both; slices holding LV only when none holds both).
+
+    Raises:
+        CardiacDataError: no slice holds LV.
+    """
+    label = _squeeze_channel(_as_numpy(label), 3)
+    has_lv = np.flatnonzero((label == CARDIAC_LABELS["LV"]).any(axis=(0, 1)))
+    if has_lv.size == 0:
+        raise CardiacDataError("ground truth holds no LV voxels: cannot choose a short-axis slice")
+    if mode == "mid":
+        index = int((has_lv[0] + has_lv[-1]) // 2)
+    elif mode == "max_lv":
+        index = int(np.argmax((label == CARDIAC_LABELS["LV"]).sum(axis=(0, 1))))
+    elif isinstance(mode, (int, np.integer)):
+        index = int(mode)
+    else:
+        raise ValueError(f"slice mode must be 'mid', 'max_lv' or an index; got {mode!r}")
+    has_both = np.flatnonzero((label == CARDIAC_LABELS["LV"]).any(axis=(0, 1)) & (label == CARDIAC_LABELS["RV"]).any(axis=(0, 1)))
+    valid = has_both if has_both.size else has_lv
+    return int(np.clip(index + int(offset), valid[0], valid[-1]))
+
+
+def align_short_axis(
+    image: np.ndarray,
+    label: np.ndarray,
+    size: int = 128,
+    rv_side: str = "left",
+    upper_percentile: float = 99.0,
+    mask_outside: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Align one short-axis slice as in Attri-SIVAE.
+
+    The output pixel ``o`` samples the input at ``c + R(θ)(o - o_c)`` where ``c`` is the LV+MYO
+    barycentre, ``o_c = ((size - 1) / 2, (size - 1) / 2)`` the output centre and ``θ`` the angle that
+    puts the RV barycentre on the horizontal line through ``o_c`` (on the ``rv_side``). The image is
+    bilinearly, the label nearest-neighbour resampled; voxels outside the ground-truth heart mask
+    (LV ∪ MYO ∪ RV) are zeroed and intensities divided by the ``upper_percentile`` of the masked
+    intensities, then clipped to [0, 1].
+
+    Args:
+        image: (H, W) slice.
+        label: (H, W) ground truth, internal convention.
+        size: output side (pixels, native spacing).
+        rv_side: ``"left"`` or ``"right"``.
+        upper_percentile: intensity mapped to 1.
+        mask_outside: zero everything outside the ground-truth mask.
+
+    Returns:
+        image (size, size) float32 in [0, 1], label (size, size) uint8, and the parameters
+        ``{"centre", "angle", "rv_centre"}`` (input pixel coordinates; angle in radians).
+
+    Raises:
+        CardiacDataError: the slice has no LV+MYO or no RV.
+    """
+    from scipy.ndimage import affine_transform
+
+    image, label = np.asarray(image, np.float32), np.asarray(label)
+    if image.shape != label.shape or image.ndim != 2:
+        raise ValueError(f"image {image.shape} and label {label.shape} must be the same 2-D shape")
+    lvmyo = (label == CARDIAC_LABELS["LV"]) | (label == CARDIAC_LABELS["MYO"])
+    rv = label == CARDIAC_LABELS["RV"]
+    if not lvmyo.any() or not rv.any():
+        raise CardiacDataError(
+            f"short-axis slice lacks {'LV/MYO' if not lvmyo.any() else 'RV'}: cannot align it "
+            "(choose another slice, e.g. slice_offset towards the base)"
+        )
+    centre = np.argwhere(lvmyo).mean(0)
+    rv_centre = np.argwhere(rv).mean(0)
+    v = rv_centre - centre
+    target = -1.0 if rv_side == "left" else 1.0  # RV direction in the output: (0, target)
+    angle = float(np.arctan2(v[1], v[0]) - np.arctan2(target, 0.0))
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])  # maps output offsets to input offsets
+    o_c = np.full(2, (size - 1) / 2.0)
+    offset = centre - rot @ o_c
+    if mask_outside:
+        image = image * (label > 0)
+    out_img = affine_transform(image, rot, offset=offset, output_shape=(size, size), order=1, cval=0.0)
+    out_lab = affine_transform(label.astype(np.float32), rot, offset=offset, output_shape=(size, size), order=0, cval=0.0)
+    out_lab = np.rint(out_lab).astype(np.uint8)
+    if mask_outside:
+        out_img = out_img * (out_lab > 0)
+    values = image[label > 0]
+    hi = float(np.percentile(values, upper_percentile)) if values.size else 0.0
+    out_img = np.clip(out_img / hi, 0.0, 1.0) if hi > 0 else np.zeros_like(out_img)
+    return out_img.astype(np.float32), out_lab, {"centre": centre.tolist(), "angle": angle, "rv_centre": rv_centre.tolist()}
+
+
+class CardiacAttributes(Transform):
+    """Array transform: ED ground truth + spacing -> ``[LVEDV, MEDV, RVEDV]`` (mL) as a float32 tensor.
+
+    Example:
+        >>> CardiacAttributes()(np.ones((2, 2, 1), np.uint8), (10.0, 10.0, 10.0))
+        tensor([4., 0., 0.])
+    """
+
+    def __call__(self, label: Any, spacing: Sequence[float]) -> torch.Tensor:  # type: ignore[override]
+        return torch.as_tensor(cardiac_attributes(label, spacing))
+
+
+class CardiacAttributesd(MapTransform):
+    """Dictionary form of :class:`CardiacAttributes`.
+
+    Args:
+        label_key: key of the 3-D ED ground truth (run before the 2-D alignment).
+        spacing_key: key of the voxel spacing (mm).
+        output_key: key that receives the (3,) attribute tensor.
+
+    Example:
+        >>> d = CardiacAttributesd()({"label": np.ones((2, 2, 1), np.uint8), "spacing": (10.0, 10.0, 10.0)})
+        >>> d["attributes"]
+        tensor([4., 0., 0.])
+    """
+
+    def __init__(self, label_key: str = "label", spacing_key: str = "spacing", output_key: str = "attributes") -> None:
+        super().__init__(keys=[label_key])
+        self.label_key, self.spacing_key, self.output_key = label_key, spacing_key, output_key
+        self.op = CardiacAttributes()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        d[self.output_key] = self.op(d[self.label_key], d[self.spacing_key])
+        return d
+
+
+class CardiacAlignment(Transform):
+    """Array transform: (ED image, ED ground truth) volumes -> aligned (1, size, size) slice pair.
+
+    Chooses the short-axis slice (:func:`select_short_axis_slice`) and applies
+    :func:`align_short_axis` (Attri-SIVAE preprocessing).
+
+    Args:
+        size: output side, 128 as in the paper.
+        slice_mode: ``"mid"`` (mid-ventricular), ``"max_lv"`` or a slice index.
+        slice_offset: slices added to the chosen index (e.g. for neighbouring-slice augmentation).
+        rv_side: side of the RV in the output.
+        upper_percentile: intensity percentile (within the mask) mapped to 1.
+
+    Example:
+        >>> from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+        >>> case = render_cardiac_phantom(np.random.default_rng(0))
+        >>> img, lab = CardiacAlignment()(case["image"][..., 0], case["label"][..., 0])
+        >>> tuple(img.shape), float(img.max()) <= 1.0
+        ((1, 128, 128), True)
+    """
+
+    def __init__(
+        self,
+        size: int = 128,
+        slice_mode: str | int = "mid",
+        slice_offset: int = 0,
+        rv_side: str = "left",
+        upper_percentile: float = 99.0,
+    ) -> None:
+        if rv_side not in ("left", "right"):
+            raise ValueError(f"rv_side must be 'left' or 'right'; got {rv_side!r}")
+        self.size, self.slice_mode, self.slice_offset = int(size), slice_mode, int(slice_offset)
+        self.rv_side, self.upper_percentile = rv_side, float(upper_percentile)
+        self.last_params: dict[str, Any] = {}
+
+    def __call__(self, image: Any, label: Any, slice_offset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        image, label = _squeeze_channel(_as_numpy(image), 3), _squeeze_channel(_as_numpy(label), 3)
+        if image.ndim == 2:
+            image, label = image[..., None], label[..., None]
+        if image.ndim != 3 or image.shape != label.shape:
+            raise ValueError(f"expected ED image and label volumes of equal shape (X, Y, Z); got {image.shape}, {label.shape}")
+        offset = self.slice_offset if slice_offset is None else int(slice_offset)
+        index = select_short_axis_slice(label, self.slice_mode, offset)
+        img, lab, params = align_short_axis(
+            image[:, :, index], label[:, :, index], self.size, self.rv_side, self.upper_percentile
+        )
+        self.last_params = {"slice": index, **params}
+        return torch.as_tensor(img)[None], torch.as_tensor(lab)[None]
+
+
+class CardiacAlignmentd(MapTransform):
+    """Dictionary form of :class:`CardiacAlignment`; the alignment parameters go to ``"<image_key>_alignment"``.
+
+    Args:
+        keys: ``(image_key, label_key)``.
+        slice_offset_key: optional key of a per-item slice offset (datalists expanded over
+            neighbouring slices); absent -> the transform's ``slice_offset``.
+        other args: as :class:`CardiacAlignment`.
+
+    Example:
+        >>> t = CardiacAlignmentd(keys=("image", "label"))
+        >>> out = t({"image": case["image"][..., 0], "label": case["label"][..., 0]})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = ("image", "label"),
+        size: int = 128,
+        slice_mode: str | int = "mid",
+        slice_offset: int = 0,
+        rv_side: str = "left",
+        upper_percentile: float = 99.0,
+        slice_offset_key: str | None = "slice_offset",
+    ) -> None:
+        super().__init__(keys)
+        if len(self.keys) != 2:
+            raise ValueError(f"CardiacAlignmentd needs keys=(image_key, label_key); got {self.keys}")
+        self.op = CardiacAlignment(size, slice_mode, slice_offset, rv_side, upper_percentile)
+        self.slice_offset_key = slice_offset_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image_key, label_key = self.keys
+        offset = d.get(self.slice_offset_key) if self.slice_offset_key else None
+        try:
+            d[image_key], d[label_key] = self.op(d[image_key], d[label_key], offset)
+        except CardiacDataError as e:
+            raise CardiacDataError(f"{d.get('subject', 'case')}: {e}") from None
+        d[f"{image_key}_alignment"] = dict(self.op.last_params)
+        return d
+
+
+class LoadCardiacEDd(Transform):
+    """Load the end-diastolic image/label volumes of a datalist record (:func:`load_cardiac_ed`).
+
+    The record's ``image``/``label`` paths are replaced by (X, Y, Z) arrays (label in the
+    internal convention) and ``spacing`` is added; errors name the file.
+
+    Args:
+        require_labels: structures that must be present in the ED ground truth.
+
+    Example:
+        >>> from monai_genvq.data import discover_acdc, ensure_synthetic_acdc
+        >>> d = LoadCardiacEDd()(discover_acdc(ensure_synthetic_acdc())[0])  # doctest: +SKIP
+    """
+
+    def __init__(self, require_labels: Sequence[str] = ("LV", "MYO", "RV")) -> None:
+        self.require_labels = tuple(require_labels)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        return load_cardiac_ed(data, self.require_labels)

@@ -1,0 +1,69 @@
+"""End-to-end runs of bundles/cardiac_attri_sivae through the real ``python -m monai.bundle`` CLI."""
+
+import json
+
+import pytest
+from conftest import REPO, SCHEMA, run_bundle
+
+BUNDLE = REPO / "bundles" / "cardiac_attri_sivae"
+CONFIGS = BUNDLE / "configs"
+VARIANT_FILES = {"attri_sivae": [], "attri_vae": ["attri_vae.json"], "beta_vae": ["beta_vae.json"],
+                 "soft_intro_vae": ["soft_intro_vae.json"]}
+TINY_ACDC = "{'n_train': 4, 'n_test': 3, 'shape': [96, 96], 'n_slices': 6, 'n_frames': 3}"
+TINY_MNMS = "{'n_train': 4, 'n_val': 1, 'n_test': 4, 'n_unlabeled': 1, 'shape': [96, 96], 'n_slices': 6, 'n_frames': 3}"
+DATA = ("--synthetic_acdc", TINY_ACDC, "--synthetic_mnms", TINY_MNMS, "--batch_size", "4")
+SHORT = ("--max_epochs", "1", "--train#trainer#epoch_length", "2", "--val_interval", "1", *DATA)
+
+
+def test_metadata_validates_against_monai_schema():
+    from monai.bundle import verify_metadata
+
+    verify_metadata(str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert meta["version"] in meta["changelog"]
+
+
+def test_configs_are_valid_json_with_model_zoo_ids():
+    train = json.loads((CONFIGS / "train.json").read_text())
+    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "validate",
+                "val_interval", "initialize", "run", "training", "finalize"):
+        assert key in train, key
+    assert isinstance(train["train"]["handlers"], list)
+    for f in CONFIGS.glob("*.json"):
+        json.loads(f.read_text())
+    assert (BUNDLE / "docs" / "README.md").is_file() and (BUNDLE / "LICENSE").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["attri_vae", "beta_vae", "soft_intro_vae"])
+def test_cli_trains_two_iterations(variant, cache_dir, tmp_path):
+    out = run_bundle("training", [CONFIGS / "train.json"] + [CONFIGS / f for f in VARIANT_FILES[variant]], tmp_path, *SHORT)
+    models = tmp_path / "outputs" / variant / "models"
+    assert (models / "model.pt").is_file() and (models / "model_final.pt").is_file()
+    assert "val_ssim" in out
+
+
+@pytest.mark.slow
+def test_cli_attri_sivae_train_and_evaluate(cache_dir, tmp_path):
+    run_bundle("training", [CONFIGS / "train.json"], tmp_path, *SHORT)
+    run_bundle("evaluating", [CONFIGS / "train.json", CONFIGS / "evaluate.json"], tmp_path, *DATA)
+    eval_dir = tmp_path / "outputs" / "attri_sivae" / "eval"
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    assert metrics["n_images"] == 3 and metrics["codes"] == "posterior mean μ"
+    assert metrics["regularized_dims"] == [0, 1, 2] and metrics["ssim"]["settings"]["sigma"] == 1.5
+    for key in ("interpretability", "modularity", "sap", "scc", "mig"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert "| Method | Interp | SCC | Mod | SAP | MIG | SSIM |" in (eval_dir / "metrics.md").read_text()
+    for png in ("attribute_traversal.png", "ssim_distribution.png", "reconstructions.png"):
+        assert (eval_dir / png).stat().st_size > 1000, png
+    assert "Attri-SIVAE" in (tmp_path / "outputs" / "eval_table1.md").read_text()
+
+
+@pytest.mark.slow
+def test_cli_mnms_training_and_cross_domain_evaluation(cache_dir, tmp_path):
+    configs = [CONFIGS / "train.json", CONFIGS / "beta_vae.json", CONFIGS / "mnms.json"]
+    run_bundle("training", configs, tmp_path, *SHORT)
+    run_bundle("evaluating", configs + [CONFIGS / "evaluate.json", CONFIGS / "cross_domain.json"], tmp_path, *DATA)
+    metrics = json.loads((tmp_path / "outputs" / "mnms" / "beta_vae" / "eval_acdc" / "metrics.json").read_text())
+    assert metrics["dataset"] == "acdc:test (trained on mnms)" and metrics["n_images"] == 3
+    assert list(metrics["ssim_per_domain"]) == ["ACDC"]
