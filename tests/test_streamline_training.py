@@ -17,7 +17,7 @@ def test_vqdiff_learns_better_than_mean_streamline_baseline(cache_dir):
     train = [{"bundle": torch.as_tensor(s["bundle"])} for s in data.train]
     val = torch.stack([torch.as_tensor(s["bundle"]) for s in data.validation])
     loader = torch.utils.data.DataLoader(train, batch_size=16, shuffle=True)
-    net = ResNetAutoencoder(bottleneck=GumbelQuantizer(512, 64))
+    net = ResNetAutoencoder(bottleneck=GumbelQuantizer(512, 64), standardize_input=True)  # as the bundle
     optimizer = torch.optim.Adam(net.parameters(), 1e-3)
     losses = []
     trainer = AutoencoderTrainer(device=torch.device("cpu"), max_epochs=18, train_data_loader=loader, network=net,
