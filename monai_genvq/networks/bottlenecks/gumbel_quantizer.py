@@ -30,6 +30,8 @@ class GumbelQuantizer(Quantizer):
         eval_mode: "soft" or "hard", the deterministic assignment used in ``eval()``.
         kl_weight: optional weight of KL(mean assignment ‖ uniform) that discourages codebook
             collapse; 0 (the paper) disables it.
+        dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
+        collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
 
     Example:
         >>> quantizer = GumbelQuantizer(num_embeddings=512, embedding_dim=64)
@@ -46,8 +48,10 @@ class GumbelQuantizer(Quantizer):
         init_std: float = 2.0,
         eval_mode: str = "soft",
         kl_weight: float = 0.0,
+        dead_code_steps: int = 0,
+        collapse_threshold: float = 0.0,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
         if eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}.")
         if temperature <= 0:
@@ -85,6 +89,7 @@ class GumbelQuantizer(Quantizer):
             indices=indices.reshape(shape_last[:-1]),
             probs=probs.reshape(*shape_last[:-1], self.num_embeddings),
             perplexity=codebook_perplexity(self.num_embeddings, probs=probs.detach()),
+            **self.usage_report(flat, indices),
         )
 
 
