@@ -22,6 +22,12 @@ from monai_genvq.data.synthetic.streamlines import (
     generate_synthetic_tractoinferno,
 )
 from monai_genvq.data.tractoinferno import default_cache_root, discover_tractoinferno, materialize_dataset
+from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices
+from monai_genvq.data.synthetic.cardiac_slices import (
+    ensure_synthetic_slices,
+    generate_synthetic_slices,
+    synthetic_cardiac_slice,
+)
 
 __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
@@ -43,4 +49,10 @@ __all__ = [
     "save_streamlines",
     "split_samples",
     "streamline_inference_items",
+    "SLICE_EXTENSIONS",
+    "SliceImageData",
+    "discover_slices",
+    "ensure_synthetic_slices",
+    "generate_synthetic_slices",
+    "synthetic_cardiac_slice",
 ]
