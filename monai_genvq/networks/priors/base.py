@@ -104,6 +104,7 @@ class VQStage1(nn.Module):
         self.autoencoder = autoencoder.eval()
         for p in self.autoencoder.parameters():
             p.requires_grad_(False)
+        self.train(False)
 
     def train(self, mode: bool = True) -> VQStage1:
         return super().train(False)  # always frozen, always in evaluation mode

@@ -16,11 +16,10 @@ from .base import CodePrior
 __all__ = ["TransformerCodePrior"]
 
 
-class _IndexPassthrough(nn.Module):
+class _IndexPassthrough:
     """A stand-in "VQVAE" for MONAI's inferer whose inputs already are index maps and whose decoder is the identity."""
 
     def __init__(self, num_embeddings: int) -> None:
-        super().__init__()
         self.num_embeddings = num_embeddings
 
     def index_quantize(self, indices: torch.Tensor) -> torch.Tensor:
@@ -84,8 +83,12 @@ class TransformerCodePrior(CodePrior):
         self.ordering = Ordering(
             ordering_type=ordering_type, spatial_dims=len(self.spatial_shape), dimensions=(1, *self.spatial_shape)
         )
-        self.inferer = VQVAETransformerInferer()
         self._codes = _IndexPassthrough(num_embeddings)
+
+    @property
+    def inferer(self) -> VQVAETransformerInferer:
+        """A fresh (stateless) MONAI inferer; not a registered submodule, as its class skips ``nn.Module.__init__``."""
+        return VQVAETransformerInferer()
 
     def check_indices(self, indices: torch.Tensor) -> torch.Tensor:
         indices = super().check_indices(indices)
