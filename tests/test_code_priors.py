@@ -73,7 +73,7 @@ def test_prior_learns_structure_and_samples_it(prior):
     data = first_rows.expand(64, 5, 5).contiguous()
     opt = torch.optim.Adam(prior.parameters(), lr=1e-2)
     prior.train()
-    for _ in range(150):
+    for _ in range(80):
         opt.zero_grad()
         prior.loss(data).backward()
         opt.step()
