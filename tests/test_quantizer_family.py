@@ -58,6 +58,13 @@ def test_neural_gas_ranks_and_weights_known_answer():
     expected = torch.tensor([[math.exp(-1), 1.0, math.exp(-2)], [math.exp(-1), math.exp(-2), 1.0]]) / norm
     assert torch.allclose(q, expected, atol=1e-6)
     assert torch.equal(neural_gas_posterior(d, lam=0.0), torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    # truncation: only ranks with weight >= tolerance·winner are kept, the rest renormalised
+    torch.manual_seed(0)
+    dist = torch.rand(20, 64)
+    full, cut = neural_gas_posterior(dist, 0.5, tolerance=0.0), neural_gas_posterior(dist, 0.5, tolerance=1e-3)
+    assert int((cut[0] > 0).sum()) == math.ceil(0.5 * math.log(1e3)) + 1 == 5
+    assert torch.allclose(cut, full, atol=2e-3) and torch.allclose(cut.sum(1), torch.ones(20))
+    assert torch.equal(cut.argmax(1), dist.argmin(1))
     # λ → ∞: uniform
     assert torch.allclose(neural_gas_posterior(d, lam=1e6), torch.full((2, 3), 1 / 3), atol=1e-5)
 

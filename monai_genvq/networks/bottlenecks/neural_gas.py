@@ -25,15 +25,19 @@ def distance_ranks(distances: torch.Tensor) -> torch.Tensor:
     return ranks.scatter_(1, order, positions)
 
 
-def neural_gas_posterior(distances: torch.Tensor, lam: float) -> torch.Tensor:
+def neural_gas_posterior(distances: torch.Tensor, lam: float, tolerance: float = 1e-7) -> torch.Tensor:
     """Neural-gas posterior ``q(k | z) = exp(−rank_k(z)/λ) / Σ_j exp(−rank_j(z)/λ)`` (Martinetz et al. 1993).
 
     Only the ranks of the distances matter, so the weights are the same geometric sequence
     ``(1, e^{−1/λ}, e^{−2/λ}, …)`` re-ordered per latent. λ = 0 gives the hard nearest-code assignment.
+    Ranks whose weight relative to the winner is below ``tolerance`` (rank > λ·ln(1/tolerance))
+    are set to 0, so only the R nearest codes are ranked (one ``topk`` instead of a full sort
+    when λ is small); the kept weights are renormalised.
 
     Args:
         distances: (N, K) distances (or anything monotone in them) from each latent to each code.
         lam: neighbourhood range λ ≥ 0.
+        tolerance: relative weight below which a rank is dropped; 0 keeps every rank.
 
     Example:
         >>> neural_gas_posterior(torch.tensor([[4.0, 1.0, 9.0]]), lam=1.0)  # ranks 1, 0, 2
@@ -41,10 +45,15 @@ def neural_gas_posterior(distances: torch.Tensor, lam: float) -> torch.Tensor:
     """
     if lam < 0:
         raise ValueError(f"neural-gas λ must be >= 0, got {lam}.")
-    ranks = distance_ranks(distances)
+    num_codes = distances.shape[1]
     if lam == 0:
-        return (ranks == 0).to(distances.dtype)
-    return torch.softmax(ranks.to(distances.dtype) / -lam, dim=1)
+        return torch.nn.functional.one_hot(distances.argmin(1), num_codes).to(distances.dtype)
+    keep = num_codes if tolerance <= 0 else min(num_codes, int(math.ceil(lam * math.log(1.0 / tolerance))) + 1)
+    if keep == num_codes:
+        return torch.softmax(distance_ranks(distances).to(distances.dtype) / -lam, dim=1)
+    nearest = distances.topk(keep, dim=1, largest=False, sorted=True).indices
+    weights = torch.softmax(torch.arange(keep, device=distances.device, dtype=distances.dtype) / -lam, dim=0)
+    return torch.zeros_like(distances).scatter_(1, nearest, weights.expand(distances.shape[0], keep))
 
 
 def neural_gas_lambda(step: int, lambda_init: float, lambda_final: float, decay_steps: int) -> float:
