@@ -158,7 +158,7 @@ def test_fuzzy_three_losses_known_answer():
     z = torch.tensor([[[0.0], [1.0]]])
     u = torch.tensor([[0.4, 0.2, 0.4]])
     for loss, weighted_sum in (("original", 0.16 + 0.08 + 0.16), ("posterior", 1.2), ("normalised", 0.4 / 0.36)):
-        fcm = _with_codebook(FuzzyCMeansQuantizer(3, 2, fuzzifier=2.0, loss=loss))
+        fcm = _with_codebook(FuzzyCMeansQuantizer(3, 2, fuzzifier=2.0, loss=loss, data_init=False))
         out = fcm(z)
         assert torch.allclose(out.probs.reshape(1, 3), u, atol=1e-6)
         assert math.isclose(float(out.loss), 1.25 * weighted_sum / 2, rel_tol=1e-5), loss
@@ -170,7 +170,7 @@ def test_fuzzy_three_losses_known_answer():
 @pytest.mark.parametrize("output", ["hard", "soft"])
 @pytest.mark.parametrize("fuzzifier", [1.0001, 1.5, 3.0])
 def test_fuzzy_no_nan_when_latent_is_a_prototype(output, fuzzifier):
-    fcm = _with_codebook(FuzzyCMeansQuantizer(3, 2, fuzzifier=fuzzifier, output=output))
+    fcm = _with_codebook(FuzzyCMeansQuantizer(3, 2, fuzzifier=fuzzifier, output=output, data_init=False))
     z = CODEBOOK.t().unsqueeze(0).clone().requires_grad_(True)  # each latent sits on a prototype
     out = fcm(z)
     assert torch.isfinite(out.loss) and torch.isfinite(out.quantized).all()
@@ -306,19 +306,66 @@ def test_dead_codes_are_reseeded_from_batch_latents(cls):
     before = quantizer.codebook[2].clone()
     quantizer(z)
     assert int(quantizer.steps_unused[2]) == 1 and int(quantizer.steps_unused[:2].sum()) == 0
-    if not isinstance(quantizer, EMAQuantizer):  # (EMA moves every code by its statistics each step)
-        assert torch.equal(quantizer.codebook[2], before), "one unused step is not yet dead"
     quantizer(z)
+    assert int(quantizer.steps_unused[2]) == 2
+    if not isinstance(quantizer, EMAQuantizer):  # (EMA moves every code by its statistics each step)
+        assert torch.equal(quantizer.codebook[2], before), "re-seeding waits for the next step's start"
+    quantizer(z)  # code 2 is re-seeded before this step's assignment
     latents = z[0].t()
-    assert any(torch.allclose(quantizer.codebook[2], v) for v in latents), "code 2 re-seeded from the batch"
-    assert int(quantizer.steps_unused[2]) == 0
+    assert any(torch.allclose(quantizer.codebook[2], v, atol=0.05) for v in latents), "code 2 re-seeded from the batch"
+    assert float(quantizer.codebook[2].abs().max()) < 2
+
+
+@pytest.mark.parametrize("make", [lambda: NeuralGasQuantizer(8, 4, lambda_init=2.0, dead_code_steps=1),
+                                  lambda: FuzzyCMeansQuantizer(8, 4, dead_code_steps=1, output="soft"),
+                                  lambda: SampledExpectationQuantizer(8, 4, dead_code_steps=1, data_init=True)])
+def test_codebook_reseeding_never_breaks_backward(make):
+    torch.manual_seed(0)
+    quantizer = make().train()
+    opt = torch.optim.SGD(quantizer.parameters(), lr=0.1)
+    for _ in range(4):
+        z = torch.randn(2, 4, 3, requires_grad=True)
+        out = quantizer(z)
+        (out.loss + out.quantized.square().mean()).backward()
+        opt.step()
+        opt.zero_grad()
+    assert torch.isfinite(quantizer.codebook).all()
     if isinstance(quantizer, EMAQuantizer):
         assert float(quantizer.cluster_size[2]) == 1.0 and torch.allclose(quantizer.embedding_sum[2], quantizer.codebook[2])
+
+
+@pytest.mark.parametrize("cls", [VectorQuantizer, EMAQuantizer, NeuralGasQuantizer, FuzzyCMeansQuantizer,
+                                 SampledExpectationQuantizer, GumbelQuantizer])
+def test_data_init_seeds_codebook_once_from_training_latents(cls):
+    torch.manual_seed(0)
+    quantizer = cls(4, 3, data_init=True)
+    z = torch.randn(2, 3, 10) * 5 + 3
+    latents = z.movedim(1, -1).reshape(-1, 3)
+    quantizer.eval()(z)
+    assert not bool(quantizer.data_initialized), "evaluation does not initialise"
+    quantizer.train()(z)
+    nearest = torch.cdist(quantizer.codebook.detach(), latents).min(1).values
+    assert bool(quantizer.data_initialized) and float(nearest.max()) < 0.5, "every code sits near a latent"
+    seeded = quantizer.codebook.detach().clone()
+    quantizer(z * 0 - 100)
+    if not isinstance(quantizer, (EMAQuantizer,)):  # EMA moves codes by statistics, but never re-seeds them
+        assert torch.allclose(quantizer.codebook.detach(), seeded, atol=0.1), "seeded only once"
+
+
+def test_fuzzy_memberships_are_degenerate_on_a_clumped_codebook_without_data_init():
+    """Why data_init is FCM's default: tiny uniform(−1/K, 1/K) codes are all ~equidistant from a latent."""
+    torch.manual_seed(0)
+    z = torch.randn(1, 8, 50)
+    clumped = FuzzyCMeansQuantizer(64, 8, fuzzifier=1.5, data_init=False).train()
+    assert float(clumped(z).probs.max()) < 2.0 / 64
+    seeded = FuzzyCMeansQuantizer(64, 8, fuzzifier=1.5).train()
+    assert float(seeded(z).probs.amax(-1).mean()) > 0.3
 
 
 def test_default_quantizers_keep_their_checkpoint_keys():
     assert "steps_unused" not in VectorQuantizer(4, 2).state_dict()
     assert "steps_unused" in VectorQuantizer(4, 2, dead_code_steps=5).state_dict()
+    assert "data_initialized" not in VectorQuantizer(4, 2).state_dict()
 
 
 def test_posterior_weighted_loss_matches_naive_and_splits_gradients():

@@ -145,9 +145,13 @@ class Quantizer(Bottleneck):
     has two options that are off by default:
 
     - dead-code reinitialisation (``dead_code_steps > 0``): a code that no latent selected for
-      that many consecutive training steps is re-seeded with a randomly drawn encoder output of
-      the current batch (the "codebook reset" of Dhariwal et al. 2020, Jukebox; Łańcucki et al.
+      that many consecutive training steps is re-seeded, at the start of the next training step,
+      with a randomly drawn encoder output of that batch (plus 1 % noise) (the "codebook reset" of Dhariwal et al. 2020, Jukebox; Łańcucki et al.
       2020). Under DDP the usage counts are all-reduced and rank 0's draw is broadcast.
+    - data initialisation (``data_init=True``): the first training batch seeds every code with a
+      randomly drawn encoder output (plus 1 % noise), as k-means / fuzzy c-means are classically
+      initialised from data points; a tiny random codebook is otherwise a symmetric fixed point
+      for soft posteriors whose weights barely differ between nearly coincident codes.
     - collapse detection (``collapse_threshold > 0``): when a training batch's perplexity falls
       below that many codes the output's ``collapsed`` flag is set and a
       :class:`CodebookCollapseWarning` is issued (once, until perplexity recovers).
@@ -157,10 +161,16 @@ class Quantizer(Bottleneck):
         embedding_dim: code dimension D; must equal the channel count of ``z``.
         dead_code_steps: re-seed codes unused for this many training steps; 0 disables.
         collapse_threshold: perplexity (in codes) below which a batch counts as collapsed; 0 disables.
+        data_init: seed the codebook from the first training batch's encoder outputs.
     """
 
     def __init__(
-        self, num_embeddings: int, embedding_dim: int, dead_code_steps: int = 0, collapse_threshold: float = 0.0
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        dead_code_steps: int = 0,
+        collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
         super().__init__()
         if num_embeddings < 2 or embedding_dim < 1:
@@ -174,8 +184,39 @@ class Quantizer(Bottleneck):
         self.dead_code_steps = int(dead_code_steps)
         self.collapse_threshold = float(collapse_threshold)
         self.collapsed = False
+        self.data_init = bool(data_init)
         if self.dead_code_steps > 0:  # only then, so checkpoints of the default quantizers keep their keys
             self.register_buffer("steps_unused", torch.zeros(num_embeddings, dtype=torch.long))
+        if self.data_init:
+            self.register_buffer("data_initialized", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def prepare_codebook(self, flat: torch.Tensor) -> None:
+        """Start of every forward: data initialisation and pending dead-code re-seeding (training only).
+
+        Both modify the codebook in place, so they happen before the codebook enters this step's
+        graph (never between a forward and its backward).
+        """
+        if not self.training or flat.shape[0] == 0:
+            return
+        if self.data_init and not bool(self.data_initialized):
+            self.reseed_codes(torch.arange(self.num_embeddings, device=flat.device),
+                              self._draw_latents(flat, self.num_embeddings))
+            self.data_initialized.fill_(True)
+        if self.dead_code_steps > 0:
+            self.reset_dead_codes(flat)
+
+    def _draw_latents(self, flat: torch.Tensor, count: int) -> torch.Tensor:
+        """``count`` random rows of ``flat`` (without replacement while possible) plus 1 % noise; rank 0's under DDP."""
+        flat = flat.detach().float()
+        n = flat.shape[0]
+        pick = torch.randperm(n, device=flat.device)[:count]
+        if n < count:
+            pick = torch.cat([pick, torch.randint(n, (count - n,), device=flat.device)])
+        vectors = flat[pick] + 0.01 * flat.std(0, keepdim=True).nan_to_num(0.0) * torch.randn_like(flat[pick])
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(vectors, src=0)
+        return vectors.to(self.codebook.dtype)
 
     @property
     def codebook(self) -> torch.Tensor:  # pragma: no cover - abstract
@@ -249,7 +290,7 @@ class Quantizer(Bottleneck):
         """
         indices = indices.reshape(-1)
         if self.training and self.dead_code_steps > 0:
-            self.reset_dead_codes(flat.detach(), indices)
+            self.count_unused_steps(indices)
         collapsed = None
         if self.training and self.collapse_threshold > 0:
             perplexity = float(codebook_perplexity(self.num_embeddings, indices=indices))
@@ -266,29 +307,24 @@ class Quantizer(Bottleneck):
         return {"code_use": codebook_use(self.num_embeddings, indices.detach()), "collapsed": collapsed}
 
     @torch.no_grad()
-    def reset_dead_codes(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """Count steps without use per code and re-seed codes dead for ``dead_code_steps`` steps.
-
-        Args:
-            flat: (N, D) encoder outputs of the batch (detached).
-            indices: (N,) their hard code indices.
-
-        Returns:
-            the (M,) indices of the codes re-seeded in this step.
-        """
-        counts = torch.bincount(indices, minlength=self.num_embeddings)
-        distributed = dist.is_available() and dist.is_initialized()
-        if distributed:
+    def count_unused_steps(self, indices: torch.Tensor) -> None:
+        """Add one step without use to every code absent from ``indices``; reset the others (all-reduced under DDP)."""
+        counts = torch.bincount(indices.reshape(-1), minlength=self.num_embeddings)
+        if dist.is_available() and dist.is_initialized():
             dist.all_reduce(counts)
         self.steps_unused.add_(1).masked_fill_(counts > 0, 0)
+
+    @torch.no_grad()
+    def reset_dead_codes(self, flat: torch.Tensor) -> torch.Tensor:
+        """Re-seed every code unused for ``dead_code_steps`` steps with a random row of ``flat`` (N, D).
+
+        Returns:
+            the (M,) indices of the re-seeded codes.
+        """
         dead = torch.nonzero(self.steps_unused >= self.dead_code_steps).reshape(-1)
         if dead.numel() == 0 or flat.shape[0] == 0:
             return dead
-        pick = torch.randint(flat.shape[0], (dead.numel(),), device=flat.device)
-        vectors = flat[pick].to(self.codebook.dtype)
-        if distributed:
-            dist.broadcast(vectors, src=0)
-        self.reseed_codes(dead, vectors)
+        self.reseed_codes(dead, self._draw_latents(flat, dead.numel()))
         self.steps_unused[dead] = 0
         return dead
 

@@ -23,6 +23,7 @@ class EMAQuantizer(Quantizer):
         epsilon: Laplace smoothing constant.
         dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
         collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> vq = EMAQuantizer(num_embeddings=512, embedding_dim=64)
@@ -39,8 +40,9 @@ class EMAQuantizer(Quantizer):
         epsilon: float = 1e-5,
         dead_code_steps: int = 0,
         collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         self.commitment_cost = commitment_cost
         self.decay = decay
         self.epsilon = epsilon
@@ -75,6 +77,7 @@ class EMAQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, _ = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()
             indices = self.code_scores(flat).argmax(1)

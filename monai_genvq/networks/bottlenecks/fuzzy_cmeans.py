@@ -87,6 +87,10 @@ class FuzzyCMeansQuantizer(Quantizer):
         init_std: std of the N(0, σ) codebook initialisation; None: uniform(−1/K, 1/K) as VQ-VAE.
         dead_code_steps: see :class:`Quantizer` (0: off).
         collapse_threshold: see :class:`Quantizer` (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`); on by
+            default: with the VQ-VAE's tiny uniform(−1/K, 1/K) codebook every latent is nearly
+            equidistant from all codes, memberships are uniform, every code gets the same update
+            and the codes never separate.
 
     Example:
         >>> fcm = FuzzyCMeansQuantizer(num_embeddings=512, embedding_dim=64, fuzzifier=1.5, loss="normalised")
@@ -107,8 +111,9 @@ class FuzzyCMeansQuantizer(Quantizer):
         init_std: float | None = None,
         dead_code_steps: int = 0,
         collapse_threshold: float = 0.0,
+        data_init: bool = True,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if fuzzifier < 1:
             raise ValueError(f"the fuzzifier m must be >= 1, got {fuzzifier}.")
         if loss not in FCM_LOSSES:
@@ -132,6 +137,7 @@ class FuzzyCMeansQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
+        self.prepare_codebook(flat)
         soft = self.output == "soft"
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()

@@ -32,6 +32,7 @@ class GumbelQuantizer(Quantizer):
             collapse; 0 (the paper) disables it.
         dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
         collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> quantizer = GumbelQuantizer(num_embeddings=512, embedding_dim=64)
@@ -50,8 +51,9 @@ class GumbelQuantizer(Quantizer):
         kl_weight: float = 0.0,
         dead_code_steps: int = 0,
         collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}.")
         if temperature <= 0:
@@ -68,6 +70,7 @@ class GumbelQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             # softmax(−‖z − e‖² / τ) is unchanged by the per-row ‖z‖², so one addmm gives the logits / τ
             scaled_logits = self.code_scores(flat, scale=1.0 / self.temperature)

@@ -102,6 +102,7 @@ class NeuralGasQuantizer(Quantizer):
         init_std: std of the N(0, σ) codebook initialisation; None: uniform(−1/K, 1/K) as VQ-VAE.
         dead_code_steps: see :class:`Quantizer` (0: off).
         collapse_threshold: see :class:`Quantizer` (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> ng = NeuralGasQuantizer(num_embeddings=512, embedding_dim=64, lambda_init=10.0, decay_steps=1000)
@@ -122,8 +123,9 @@ class NeuralGasQuantizer(Quantizer):
         init_std: float | None = None,
         dead_code_steps: int = 0,
         collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if lambda_init < 0 or lambda_final < 0 or decay_steps < 0:
             raise ValueError(
                 f"need lambda_init, lambda_final, decay_steps >= 0, got {lambda_init}, {lambda_final}, {decay_steps}."
@@ -151,6 +153,7 @@ class NeuralGasQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()
             scores = self.code_scores(flat.detach())  # −‖z − w‖² up to a per-row constant: same ranks

@@ -75,6 +75,7 @@ class SampledExpectationQuantizer(Quantizer):
         init_std: std of the N(0, σ) codebook initialisation; None: uniform(−1/K, 1/K) as VQ-VAE.
         dead_code_steps: see :class:`Quantizer` (0: off).
         collapse_threshold: see :class:`Quantizer` (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> se = SampledExpectationQuantizer(num_embeddings=512, embedding_dim=64, num_samples=10)
@@ -93,8 +94,9 @@ class SampledExpectationQuantizer(Quantizer):
         init_std: float | None = None,
         dead_code_steps: int = 0,
         collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         if temperature <= 0:
@@ -117,6 +119,7 @@ class SampledExpectationQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()
             scores = self.code_scores(flat.detach(), scale=1.0 / self.temperature)
