@@ -318,7 +318,8 @@ def test_dead_codes_are_reseeded_from_batch_latents(cls):
 
 @pytest.mark.parametrize("make", [lambda: NeuralGasQuantizer(8, 4, lambda_init=2.0, dead_code_steps=1),
                                   lambda: FuzzyCMeansQuantizer(8, 4, dead_code_steps=1, output="soft"),
-                                  lambda: SampledExpectationQuantizer(8, 4, dead_code_steps=1, data_init=True)])
+                                  lambda: SampledExpectationQuantizer(8, 4, dead_code_steps=1, data_init=True)],
+                         ids=["neural_gas", "fcm_soft", "sampled_expectation"])
 def test_codebook_reseeding_never_breaks_backward(make):
     torch.manual_seed(0)
     quantizer = make().train()
