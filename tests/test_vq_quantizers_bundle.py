@@ -130,6 +130,15 @@ def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
     table = (tmp_path / "outputs" / "quantizer_comparison.md").read_text()
     assert "| neural_gas |" in table and "perplexity" in table
 
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    source = tiny_slices / "test" / "slice_0000.nii.gz"
+    (inputs / source.name).write_bytes(source.read_bytes())
+    run_bundle("inferring", configs + [CONFIGS / "inference.json"], tmp_path, *TINY)
+    recon = nib.load(tmp_path / "outputs" / "neural_gas" / "inference" / "slice_0000_recon.nii.gz")
+    assert recon.shape == nib.load(source).shape == (64, 64)
+    assert np.isfinite(recon.get_fdata()).all()
+
     run_bundle("training_prior", configs + [CONFIGS / "prior.json"], tmp_path, *data, *TINY, "--prior_max_epochs", "1",
                "--num_samples", "2", "--prior_def#channels", "8", "--prior_def#num_layers", "2")
     prior_dir = tmp_path / "outputs" / "neural_gas" / "prior_pixelcnn"
