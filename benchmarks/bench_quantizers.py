@@ -20,6 +20,7 @@ because λ sets how many ranks are computed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -130,6 +131,7 @@ def main() -> None:
             "loss": "out.loss + out.latent.square().mean()",
             "device": str(device),
             "results": results,
+            "load_average_1_5_15min": list(os.getloadavg()),
             "machine": machine_info(),
         },
     )
