@@ -6,6 +6,8 @@ reconstruction loss, so straight-through and soft paths are both exercised). Rep
 quantizer and latent size:
 
 - ``ms``: median wall time of forward + backward (after one warm-up run);
+- ``cpu_ms``: median CPU time of this process for the same call (on a shared, loaded machine
+  this is the better measure of the work; with 1 thread it is close to the wall time of an idle one);
 - ``saved_mib``: bytes of the tensors autograd saves for backward (device-independent activation
   memory; inputs and parameters excluded);
 - ``peak_mib``: CUDA peak allocated memory during the call when on GPU, else the growth of the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -73,6 +76,12 @@ def measure(name: str, size: int, device: torch.device, repeats: int) -> dict:
             torch.cuda.synchronize()
 
     seconds = time_call(step, repeats, warmup=1)
+    cpu = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        step()
+        cpu.append(time.process_time() - t0)
+    cpu_seconds = sorted(cpu)[len(cpu) // 2]
 
     saved = 0
 
@@ -97,7 +106,7 @@ def measure(name: str, size: int, device: torch.device, repeats: int) -> dict:
         reset_peak_rss()
         step()
         peak = peak_rss_mib() - before
-    return {"ms": seconds * 1e3, "saved_mib": saved / 2**20, "peak_mib": peak, "latents": BATCH * size * size}
+    return {"ms": seconds * 1e3, "cpu_ms": cpu_seconds * 1e3, "saved_mib": saved / 2**20, "peak_mib": peak, "latents": BATCH * size * size}
 
 
 def main() -> None:
@@ -115,13 +124,14 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     print(f"quantizer fwd+bwd, codebook {K}x{D}, batch {BATCH}, device {device}, torch threads {torch.get_num_threads()}")
-    print(f"{'quantizer':<26} {'latent':>7} {'ms':>9} {'saved MiB':>10} {'peak MiB':>9}")
+    print(f"{'quantizer':<26} {'latent':>7} {'ms':>9} {'cpu ms':>9} {'saved MiB':>10} {'peak MiB':>9}")
     for name in args.quantizers:
         results[name] = {}
         for size in args.sizes:
             r = measure(name, size, device, args.repeats)
             results[name][f"{size}x{size}"] = r
-            print(f"{name:<26} {size:>3}x{size:<3} {r['ms']:>9.1f} {r['saved_mib']:>10.1f} {r['peak_mib']:>9.1f}")
+            print(f"{name:<26} {size:>3}x{size:<3} {r['ms']:>9.1f} {r['cpu_ms']:>9.1f} {r['saved_mib']:>10.1f} "
+                  f"{r['peak_mib']:>9.1f}")
     path = write_results(
         args.out,
         {
