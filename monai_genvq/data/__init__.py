@@ -42,6 +42,12 @@ from monai_genvq.data.synthetic.cardiac import (
     render_cardiac_phantom,
 )
 from monai_genvq.data.cardiac_datalist import CARDIAC_DATASETS, cardiac_datalists, resolve_cardiac_dataset
+from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices
+from monai_genvq.data.synthetic.cardiac_slices import (
+    ensure_synthetic_slices,
+    generate_synthetic_slices,
+    synthetic_cardiac_slice,
+)
 
 __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
@@ -63,6 +69,12 @@ __all__ = [
     "save_streamlines",
     "split_samples",
     "streamline_inference_items",
+    "SLICE_EXTENSIONS",
+    "SliceImageData",
+    "discover_slices",
+    "ensure_synthetic_slices",
+    "generate_synthetic_slices",
+    "synthetic_cardiac_slice",
 ]
 __all__ += [
     "ACDC_TO_INTERNAL",

@@ -1,6 +1,7 @@
 """Ignite engines (monai.engines subclasses) of the package's methods."""
 
 from .autoencoder import LOSS_TERMS, AutoencoderTrainer, PrepareAutoencoderBatch, ReconstructionInferer, loss_terms
+from .prior import CodePriorTrainer, prior_loss_terms
 
 __all__ = ["AutoencoderTrainer", "PrepareAutoencoderBatch", "ReconstructionInferer", "loss_terms", "LOSS_TERMS"]
 from .vae import (
@@ -22,3 +23,4 @@ __all__ += [
     "VAE_LOSS_TERMS",
     "vae_loss_terms",
 ]
+__all__ += ["CodePriorTrainer", "prior_loss_terms"]

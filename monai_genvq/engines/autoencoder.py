@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
 
-LOSS_TERMS = ("loss", "rec_loss", "bottleneck_loss", "perplexity")
+LOSS_TERMS = ("loss", "rec_loss", "bottleneck_loss", "perplexity", "code_use")
 
 
 class PrepareAutoencoderBatch:
@@ -67,7 +67,8 @@ class AutoencoderTrainer(SupervisedTrainer):
     Same arguments as :class:`monai.engines.SupervisedTrainer`; ``loss_function`` is the
     reconstruction loss (``network(x).reconstruction`` vs ``x``). Each iteration's output holds
     ``image``, ``label`` (the target), ``pred`` (reconstruction), ``loss``, ``rec_loss``,
-    ``bottleneck_loss`` and ``perplexity`` (NaN-free tensor or None), and fires MONAI's
+    ``bottleneck_loss``, ``perplexity`` and ``code_use`` (tensors, or None for continuous
+    bottlenecks), and fires MONAI's
     FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. A non-finite loss stops training with
     an error naming the iteration and the terms.
 
@@ -133,6 +134,7 @@ class AutoencoderTrainer(SupervisedTrainer):
                 "rec_loss": rec_loss.detach(),
                 "bottleneck_loss": out.bottleneck.loss.detach(),
                 "perplexity": out.bottleneck.perplexity,
+                "code_use": out.bottleneck.code_use,
             }
         )
         engine.fire_event(IterationEvents.LOSS_COMPLETED)

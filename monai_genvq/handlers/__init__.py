@@ -1,6 +1,8 @@
 """Ignite handlers wrapping the package's metrics, evaluation reports and writers."""
 
 from .buan import BUANHandler
+from .prior_report import CodePriorReport, save_nifti_slice
+from .quantizer_report import QuantizerEvaluationReport, collect_quantizer_results, quantizer_table
 from .streamline_report import StreamlineEvaluationReport, latent_perturbation_buan
 from .streamline_writer import StreamlineWriter
 
@@ -12,3 +14,4 @@ from .cardiac_report import CardiacEvaluationReport, cardiac_table, collect_card
 from .ssim import SSIMHandler
 
 __all__ += ["CardiacEvaluationReport", "SSIMHandler", "cardiac_table", "collect_cardiac_results"]
+__all__ += ["QuantizerEvaluationReport", "collect_quantizer_results", "quantizer_table", "CodePriorReport", "save_nifti_slice"]

@@ -1,6 +1,13 @@
-"""Losses: ELBO pieces and attribute regularisation."""
+"""Losses: ELBO pieces, attribute regularisation, posterior-weighted VQ losses."""
 
 from .attribute import AttributeRegularizationLoss, attribute_regularization
 from .elbo import gaussian_kl, reconstruction_error
+from .vq import posterior_weighted_vq_loss
 
-__all__ = ["AttributeRegularizationLoss", "attribute_regularization", "gaussian_kl", "reconstruction_error"]
+__all__ = [
+    "AttributeRegularizationLoss",
+    "attribute_regularization",
+    "gaussian_kl",
+    "posterior_weighted_vq_loss",
+    "reconstruction_error",
+]

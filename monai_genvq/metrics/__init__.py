@@ -1,6 +1,7 @@
 """Metrics as MONAI Cumulative metrics (BUAN, ...)."""
 
 from .buan import BUANMetric, buan_dipy, bundle_adjacency_batched, resample_streamlines_batched, summarize_buan
+from .codebook import CodebookUsageMetric
 
 __all__ = ["BUANMetric", "buan_dipy", "bundle_adjacency_batched", "resample_streamlines_batched", "summarize_buan"]
 from .disentanglement import (
@@ -26,3 +27,4 @@ __all__ += [
     "sap_score",
     "scc_score",
 ]
+__all__ += ["CodebookUsageMetric"]

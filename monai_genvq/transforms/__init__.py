@@ -1,6 +1,7 @@
 """MONAI (Map)Transforms of monai-genvq."""
 
 from monai_genvq.transforms.streamline_order import apply_group_order, canonical_group_order, invert_group_order
+from monai_genvq.transforms.slices import EnsureSlice, EnsureSliced
 from monai_genvq.transforms.streamlines import (
     NormalizeStreamlines,
     NormalizeStreamlinesd,
@@ -28,6 +29,8 @@ __all__ = [
     "bundle_tensor_to_streamlines",
     "resample_streamlines",
     "streamlines_to_bundle_tensor",
+    "EnsureSlice",
+    "EnsureSliced",
 ]
 from monai_genvq.transforms.cardiac import (
     ATTRIBUTE_NAMES,

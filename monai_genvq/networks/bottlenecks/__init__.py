@@ -7,6 +7,10 @@ from .gumbel_quantizer import GumbelQuantizer
 from .identity import IdentityBottleneck
 from .monai_adapter import MonaiQuantizerAdapter
 from .vector_quantizer import VectorQuantizer
+from .base import CodebookCollapseWarning, codebook_statistics, codebook_use
+from .fuzzy_cmeans import FuzzyCMeansQuantizer, fuzzy_loss_weights, fuzzy_memberships
+from .neural_gas import NeuralGasQuantizer, distance_ranks, neural_gas_lambda, neural_gas_posterior
+from .sampled_expectation import SampledExpectationQuantizer, distance_posterior, sample_code_mean
 
 __all__ = [
     "Bottleneck",
@@ -21,4 +25,17 @@ __all__ = [
     "EMAQuantizer",
     "GumbelQuantizer",
     "MonaiQuantizerAdapter",
+    "CodebookCollapseWarning",
+    "codebook_statistics",
+    "codebook_use",
+    "NeuralGasQuantizer",
+    "distance_ranks",
+    "neural_gas_lambda",
+    "neural_gas_posterior",
+    "FuzzyCMeansQuantizer",
+    "fuzzy_loss_weights",
+    "fuzzy_memberships",
+    "SampledExpectationQuantizer",
+    "distance_posterior",
+    "sample_code_mean",
 ]

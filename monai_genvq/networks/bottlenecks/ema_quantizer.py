@@ -21,6 +21,9 @@ class EMAQuantizer(Quantizer):
         commitment_cost: weight β of the commitment term.
         decay: EMA decay γ.
         epsilon: Laplace smoothing constant.
+        dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
+        collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> vq = EMAQuantizer(num_embeddings=512, embedding_dim=64)
@@ -35,8 +38,11 @@ class EMAQuantizer(Quantizer):
         commitment_cost: float = 0.25,
         decay: float = 0.99,
         epsilon: float = 1e-5,
+        dead_code_steps: int = 0,
+        collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         self.commitment_cost = commitment_cost
         self.decay = decay
         self.epsilon = epsilon
@@ -48,6 +54,13 @@ class EMAQuantizer(Quantizer):
     @property
     def codebook(self) -> torch.Tensor:
         return self.embedding
+
+    @torch.no_grad()
+    def reseed_codes(self, codes: torch.Tensor, vectors: torch.Tensor) -> None:
+        """Re-seed codes and restart their EMA statistics as one assigned latent each."""
+        self.embedding[codes] = vectors
+        self.embedding_sum[codes] = vectors
+        self.cluster_size[codes] = 1.0
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
@@ -64,6 +77,7 @@ class EMAQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, _ = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             flat = flat.float()
             indices = self.code_scores(flat).argmax(1)

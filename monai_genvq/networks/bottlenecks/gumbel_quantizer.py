@@ -29,6 +29,9 @@ class GumbelQuantizer(Quantizer):
         temperature: softmax temperature τ.
         init_std: σ of the Gaussian codebook initialisation.
         eval_mode: "soft" or "hard", the deterministic assignment used in ``eval()``.
+        dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
+        collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     The scores, noise, softmax and code mix are computed block by block by
     :func:`~monai_genvq.networks.bottlenecks.soft_assignment.soft_codebook_assignment`, which keeps
@@ -48,8 +51,11 @@ class GumbelQuantizer(Quantizer):
         temperature: float = 10.0,
         init_std: float = 2.0,
         eval_mode: str = "soft",
+        dead_code_steps: int = 0,
+        collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}.")
         if temperature <= 0:
@@ -65,6 +71,7 @@ class GumbelQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             if self.training or self.eval_mode == "soft":
                 quantized, probs, indices = soft_codebook_assignment(
@@ -80,4 +87,5 @@ class GumbelQuantizer(Quantizer):
             indices=indices.reshape(shape_last[:-1]),
             probs=probs.reshape(*shape_last[:-1], self.num_embeddings),
             perplexity=codebook_perplexity(self.num_embeddings, probs=probs),
+            **self.usage_report(flat, indices),
         )

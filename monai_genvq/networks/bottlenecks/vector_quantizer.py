@@ -20,6 +20,9 @@ class VectorQuantizer(Quantizer):
         commitment_cost: weight β of the commitment term (paper: 0.25).
         init_std: standard deviation of the N(0, σ) codebook initialisation; None uses
             uniform(−1/K, 1/K) as the original implementation.
+        dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
+        collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
+        data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
 
     Example:
         >>> vq = VectorQuantizer(num_embeddings=512, embedding_dim=64)
@@ -29,9 +32,16 @@ class VectorQuantizer(Quantizer):
     """
 
     def __init__(
-        self, num_embeddings: int, embedding_dim: int, commitment_cost: float = 0.25, init_std: float | None = None
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float = 0.25,
+        init_std: float | None = None,
+        dead_code_steps: int = 0,
+        collapse_threshold: float = 0.0,
+        data_init: bool = False,
     ) -> None:
-        super().__init__(num_embeddings, embedding_dim)
+        super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         self.commitment_cost = commitment_cost
         self.embedding = nn.Embedding(num_embeddings, embedding_dim)
         if init_std is None:
@@ -45,6 +55,7 @@ class VectorQuantizer(Quantizer):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, _ = self.flatten(z)
+        self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
             indices = self.code_scores(flat).argmax(1)
             codes = self.embedding(indices)

@@ -1,0 +1,166 @@
+"""A folder of 2-D image slices (NIfTI) -> MONAI datalists, with the synthetic slice set as default."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import nibabel as nib
+
+from .synthetic.cardiac_slices import ensure_synthetic_slices
+
+__all__ = ["discover_slices", "SliceImageData", "SLICE_EXTENSIONS"]
+
+SLICE_EXTENSIONS = (".nii.gz", ".nii")
+_SPLIT_ALIASES = {"train": ("train", "training"), "validation": ("validation", "val", "valid"), "test": ("test", "testing")}
+
+
+def _is_slice_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(SLICE_EXTENSIONS)
+
+
+def _check_header(path: Path) -> None:
+    try:
+        shape = nib.load(str(path)).shape
+    except Exception as err:  # nibabel raises several types for corrupt files
+        raise ValueError(f"'{path}': cannot be read as NIfTI ({type(err).__name__}: {err}).") from err
+    if len([s for s in shape if s != 1]) != 2:
+        raise ValueError(f"'{path}': expected a 2-D slice, the file holds an image of shape {tuple(shape)}.")
+
+
+def discover_slices(dataset_dir: str | os.PathLike, split: str | None = None, check: bool = True) -> list[dict]:
+    """List the 2-D NIfTI slices of a folder.
+
+    Layouts: ``<dataset_dir>/<split>/*.nii[.gz]`` with split folders ``train``/``training``,
+    ``validation``/``val``/``valid`` and ``test``/``testing``; or, with ``split=None``, every slice
+    file directly in ``<dataset_dir>`` (sub-folders are searched recursively).
+
+    Args:
+        dataset_dir: the folder.
+        split: "train", "validation", "test", or None for the whole folder.
+        check: read every header and reject files that are unreadable or not 2-D.
+
+    Returns:
+        ``[{"image": path, "name": file stem}]`` sorted by path.
+
+    Raises:
+        FileNotFoundError: missing folder, split folder or no slice files (the message names the folder).
+        ValueError: an unreadable or non-2-D file (the message names it).
+
+    Example:
+        >>> discover_slices("/data/slices", "train")[0]  # doctest: +SKIP
+        {'image': '/data/slices/train/slice_0000.nii.gz', 'name': 'slice_0000'}
+    """
+    root = Path(dataset_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"slice folder '{root}' does not exist or is not a folder")
+    if split is None:
+        folder, files = root, sorted(p for p in root.rglob("*") if _is_slice_file(p))
+    else:
+        if split not in _SPLIT_ALIASES:
+            raise ValueError(f"split must be one of {tuple(_SPLIT_ALIASES)} or None, got {split!r}")
+        candidates = [root / alias for alias in _SPLIT_ALIASES[split] if (root / alias).is_dir()]
+        if not candidates:
+            raise FileNotFoundError(
+                f"slice folder '{root}' has no '{split}' sub-folder (looked for {_SPLIT_ALIASES[split]})"
+            )
+        folder = candidates[0]
+        files = sorted(p for p in folder.rglob("*") if _is_slice_file(p))
+    if not files:
+        raise FileNotFoundError(f"slice folder '{folder}' holds no NIfTI files ({', '.join(SLICE_EXTENSIONS)})")
+    if check:
+        for path in files:
+            _check_header(path)
+    return [{"image": str(p), "name": p.name.split(".")[0]} for p in files]
+
+
+class SliceImageData:
+    """Train / validation / test datalists of 2-D slices for a bundle config.
+
+    With ``dataset="synthetic"`` (default) and no ``dataset_dir`` the synthetic short-axis-like
+    slice set is generated once into the cache (:func:`~monai_genvq.data.synthetic.cardiac_slices.ensure_synthetic_slices`).
+    A user folder either has split sub-folders (see :func:`discover_slices`) or is one flat folder,
+    which is then split at random (seeded) into train / validation by ``val_fraction``; a missing
+    test split falls back to the validation list.
+
+    Args:
+        dataset_dir: folder of 2-D NIfTI slices; empty for the synthetic default.
+        dataset: "synthetic" or "folder" (the latter requires ``dataset_dir``).
+        val_fraction: validation fraction for flat folders.
+        seed: seed of the flat-folder split.
+        synthetic_counts: slices per split of the synthetic set (None: 600/100/100).
+
+    Example:
+        >>> data = SliceImageData()  # doctest: +SKIP
+        >>> len(data.train), data.train[0]["image"]  # doctest: +SKIP
+        (600, '.../synthetic_cardiac_slices_v1/train/slice_0000.nii.gz')
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike | None = None,
+        dataset: str = "synthetic",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        synthetic_counts: dict | None = None,
+    ) -> None:
+        if dataset not in ("synthetic", "folder"):
+            raise ValueError(f"dataset must be 'synthetic' or 'folder', got {dataset!r}")
+        if dataset == "folder" and not dataset_dir:
+            raise ValueError("dataset='folder' needs dataset_dir (a folder of 2-D NIfTI slices)")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.dataset_dir = Path(dataset_dir).expanduser() if dataset_dir else None
+        self.dataset = dataset
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.synthetic_counts = synthetic_counts
+        self._splits: dict[str, list[dict]] | None = None
+
+    @property
+    def root(self) -> Path:
+        if self.dataset_dir is not None:
+            return self.dataset_dir
+        return ensure_synthetic_slices(counts=self.synthetic_counts)
+
+    def _build(self) -> dict[str, list[dict]]:
+        if self._splits is not None:
+            return self._splits
+        root = self.root
+        if not root.is_dir():
+            raise FileNotFoundError(f"slice folder '{root}' does not exist or is not a folder")
+        has_splits = any((root / a).is_dir() for a in _SPLIT_ALIASES["train"])
+        if has_splits:
+            splits = {"train": discover_slices(root, "train")}
+            for name in ("validation", "test"):
+                try:
+                    splits[name] = discover_slices(root, name)
+                except FileNotFoundError:
+                    splits[name] = []
+            if not splits["validation"]:
+                raise FileNotFoundError(f"slice folder '{root}' has a train folder but no validation folder")
+        else:
+            items = discover_slices(root)
+            random.Random(self.seed).shuffle(items)
+            n_val = max(1, round(self.val_fraction * len(items)))
+            if len(items) - n_val < 1:
+                raise ValueError(f"slice folder '{root}' holds {len(items)} file(s); need at least 2 to split")
+            splits = {"train": sorted(items[n_val:], key=lambda d: d["image"]),
+                      "validation": sorted(items[:n_val], key=lambda d: d["image"]), "test": []}
+        if not splits["test"]:
+            splits["test"] = splits["validation"]
+        self._splits = splits
+        return splits
+
+    @property
+    def train(self) -> list[dict]:
+        return self._build()["train"]
+
+    @property
+    def validation(self) -> list[dict]:
+        return self._build()["validation"]
+
+    @property
+    def test(self) -> list[dict]:
+        return self._build()["test"]

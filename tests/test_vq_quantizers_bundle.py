@@ -1,0 +1,177 @@
+"""bundles/vq_quantizers: data layer, configs of every quantizer, and end-to-end CLI runs."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, SCHEMA, run_bundle
+
+from monai_genvq.data import SliceImageData, discover_slices, generate_synthetic_slices, synthetic_cardiac_slice
+from monai_genvq.transforms import EnsureSlice
+
+BUNDLE = REPO / "bundles" / "vq_quantizers"
+CONFIGS = BUNDLE / "configs"
+VARIANTS = {
+    "vanilla": "VectorQuantizer",
+    "ema": "EMAQuantizer",
+    "neural_gas": "NeuralGasQuantizer",
+    "fcm": "FuzzyCMeansQuantizer",
+    "fcm_normalised": "FuzzyCMeansQuantizer",
+    "sampled_expectation": "SampledExpectationQuantizer",
+    "gumbel": "GumbelQuantizer",
+}
+TINY = ("--channels", "[8,16]", "--latent_channels", "8", "--num_embeddings", "16", "--num_res_blocks", "1",
+        "--batch_size", "4")
+SHORT = ("--max_epochs", "1", "--train#trainer#epoch_length", "2", "--val_interval", "1")
+
+
+def _parse(configs, tiny_slices, **overrides):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    parser.update({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1,
+                   "dataset_dir": str(tiny_slices), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
+    return parser
+
+
+@pytest.fixture(scope="module")
+def tiny_slices(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("slices")
+    return generate_synthetic_slices(folder, counts={"train": 8, "validation": 4, "test": 4}, seed=1)
+
+
+def test_synthetic_slices_are_deterministic_and_varied():
+    a = synthetic_cardiac_slice(np.random.default_rng(3))
+    b = synthetic_cardiac_slice(np.random.default_rng(3))
+    c = synthetic_cardiac_slice(np.random.default_rng(4))
+    assert a.shape == (64, 64) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.02, "different seeds give different anatomy"
+    assert 0.0 <= a.min() and a.max() <= 1.2 and (a > 0.6).mean() > 0.01, "bright blood pool present"
+
+
+def test_slice_folder_discovery_and_errors(tiny_slices, tmp_path):
+    data = SliceImageData(dataset_dir=tiny_slices, dataset="folder")
+    assert (len(data.train), len(data.validation), len(data.test)) == (8, 4, 4)
+    assert data.train[0]["name"] == "slice_0000" and data.train[0]["image"].endswith(".nii.gz")
+    flat = SliceImageData(dataset_dir=tiny_slices / "train", dataset="folder", val_fraction=0.25)
+    assert len(flat.train) == 6 and len(flat.validation) == 2 and flat.test == flat.validation
+    assert not {d["image"] for d in flat.train} & {d["image"] for d in flat.validation}
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 5), np.float32), np.eye(4)), bad / "volume.nii.gz")
+    with pytest.raises(ValueError, match=r"volume.nii.gz'.*expected a 2-D slice.*\(8, 8, 5\)"):
+        discover_slices(bad)
+    (bad / "volume.nii.gz").unlink()
+    (bad / "broken.nii.gz").write_bytes(b"not a nifti")
+    with pytest.raises(ValueError, match="broken.nii.gz'.*cannot be read as NIfTI"):
+        discover_slices(bad)
+    with pytest.raises(FileNotFoundError, match="does_not_exist"):
+        discover_slices(tmp_path / "does_not_exist")
+    with pytest.raises(FileNotFoundError, match="no 'test' sub-folder"):
+        discover_slices(tmp_path, "test")
+
+
+def test_ensure_slice_checks_shape_and_values():
+    from monai.data import MetaTensor
+
+    assert EnsureSlice()(np.zeros((5, 6, 1))).shape == (1, 5, 6)
+    img = MetaTensor(torch.full((4, 4), float("nan")), meta={"filename_or_obj": "/data/p01_slice3.nii.gz"})
+    with pytest.raises(ValueError, match="p01_slice3.nii.gz'.*NaN"):
+        EnsureSlice()(img)
+    with pytest.raises(ValueError, match="expected a 2-D slice"):
+        EnsureSlice()(torch.zeros(2, 4, 4))
+
+
+def test_metadata_and_configs():
+    from monai.bundle import verify_metadata
+
+    verify_metadata(str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert meta["version"] in meta["changelog"]
+    train = json.loads((CONFIGS / "train.json").read_text())
+    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "validate",
+                "val_interval", "initialize", "run", "training"):
+        assert key in train, key
+    assert isinstance(train["train"]["handlers"], list)
+    for f in CONFIGS.glob("*.json"):
+        json.loads(f.read_text())
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_config_builds_its_quantizer_and_trains_a_step(variant, tiny_slices):
+    parser = _parse(["train.json", f"{variant}.json"], tiny_slices)
+    net = parser.get_parsed_content("network")
+    assert type(net.bottleneck).__name__ == VARIANTS[variant] and parser["variant"] == variant
+    if variant == "fcm_normalised":
+        assert net.bottleneck.loss_type == "normalised"
+    batch = next(iter(parser.get_parsed_content("train#dataloader")))
+    assert batch["image"].shape == (4, 1, 64, 64) and 0.0 <= float(batch["image"].min()) <= float(batch["image"].max()) <= 1.0
+    out = net(batch["image"])
+    (torch.nn.functional.mse_loss(out.reconstruction, batch["image"]) + out.bottleneck.loss).backward()
+    assert torch.isfinite(out.bottleneck.loss)
+
+
+@pytest.mark.slow
+def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
+    data = ("--dataset_dir", str(tiny_slices))
+    configs = [CONFIGS / "train.json", CONFIGS / "neural_gas.json"]
+    out = run_bundle("training", configs, tmp_path, *data, *TINY, *SHORT, "--log_every", "1")
+    assert "val_ssim" in out and "code_use" in out and "perplexity" in out
+    run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, *data, *TINY)
+    metrics = json.loads((tmp_path / "outputs" / "neural_gas" / "eval" / "metrics.json").read_text())
+    assert metrics["n_images"] == 4 and metrics["method"] == "neural_gas" and metrics["dataset"] == "folder:test"
+    assert 0 < metrics["mse"]["mean"] < 1 and -1 <= metrics["ssim"]["mean"] <= 1
+    cb = metrics["codebook"]
+    assert 1 <= cb["perplexity"] <= 16 and cb["codes_used"] == round(cb["code_use"] * 16)
+    table = (tmp_path / "outputs" / "quantizer_comparison.md").read_text()
+    assert "| neural_gas |" in table and "perplexity" in table
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    source = tiny_slices / "test" / "slice_0000.nii.gz"
+    (inputs / source.name).write_bytes(source.read_bytes())
+    run_bundle("inferring", configs + [CONFIGS / "inference.json"], tmp_path, *TINY)
+    recon = nib.load(tmp_path / "outputs" / "neural_gas" / "inference" / "slice_0000_recon.nii.gz")
+    assert recon.shape == nib.load(source).shape == (64, 64)
+    assert np.isfinite(recon.get_fdata()).all()
+
+    run_bundle("training_prior", configs + [CONFIGS / "prior.json"], tmp_path, *data, *TINY, "--prior_max_epochs", "1",
+               "--num_samples", "2", "--prior_def#channels", "8", "--prior_def#num_layers", "2")
+    prior_dir = tmp_path / "outputs" / "neural_gas" / "prior_pixelcnn"
+    prior_metrics = json.loads((prior_dir / "metrics.json").read_text())
+    assert prior_metrics["code_map_shape"] == [16, 16] and prior_metrics["uniform_bits_per_code"] == 4.0
+    assert np.isfinite(prior_metrics["nll_bits_per_code"]["mean"])
+    assert (prior_dir / "samples.png").is_file() and len(list((prior_dir / "samples").glob("*.nii.gz"))) == 2
+    assert (prior_dir / "prior.pt").is_file()
+
+
+def test_transformer_prior_config_builds_monai_transformer(tiny_slices):
+    parser = _parse(["train.json", "fcm_normalised.json", "prior.json", "prior_transformer.json"], tiny_slices)
+    parser.update({"prior_def#attn_layers_dim": 16, "prior_def#attn_layers_depth": 1})
+    prior = parser.get_parsed_content("prior")
+    assert type(prior).__name__ == "TransformerCodePrior" and prior.spatial_shape == (16, 16)
+    assert type(prior.transformer).__name__ == "DecoderOnlyTransformer" and prior.num_embeddings == 16
+    assert parser.get_parsed_content("prior_dir").endswith("prior_transformer")
+
+
+def test_quantizer_table_rows():
+    from monai_genvq.handlers import quantizer_table
+
+    row = {"mse": {"mean": 0.01, "std": 0.002}, "ssim": {"mean": 0.8, "std": 0.05},
+           "codebook": {"perplexity": 40.0, "code_use": 0.25, "codes_used": 128, "num_embeddings": 512,
+                        "collapsed": False}}
+    table = quantizer_table({"neural_gas": row, "vanilla": {**row, "codebook": {**row["codebook"], "collapsed": True}}})
+    assert "| neural_gas | 0.01000 ± 0.00200 | 0.8000 ± 0.0500 | 40.0 | 0.250 (128/512) | no |" in table
+    assert table.strip().endswith("| yes |")
+
+
+def test_missing_dataset_folder_fails_clearly(tmp_path):
+    parser = _parse(["train.json"], tmp_path / "does_not_exist")
+    with pytest.raises(RuntimeError) as info:
+        parser.get_parsed_content("train#dataset")
+    cause = info.value.__cause__
+    assert isinstance(cause, FileNotFoundError) and "does_not_exist' does not exist" in str(cause)
