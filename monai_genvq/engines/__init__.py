@@ -22,3 +22,24 @@ __all__ += [
     "VAE_LOSS_TERMS",
     "vae_loss_terms",
 ]
+from .anatomical_prior import (
+    ANATOMICAL_PRIOR_LOSS_TERMS,
+    ImageModelTrainer,
+    LabelPriorTrainer,
+    PrepareImageBatch,
+    PrepareLabelBatch,
+    anatomical_prior_loss_terms,
+    atlas_intensity_init,
+    render_from_prior,
+)
+
+__all__ += [
+    "ANATOMICAL_PRIOR_LOSS_TERMS",
+    "ImageModelTrainer",
+    "LabelPriorTrainer",
+    "PrepareImageBatch",
+    "PrepareLabelBatch",
+    "anatomical_prior_loss_terms",
+    "atlas_intensity_init",
+    "render_from_prior",
+]

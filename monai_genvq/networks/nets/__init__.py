@@ -4,3 +4,20 @@ __all__ = ["AutoencoderOutput", "ResidualBlock", "ResNetAutoencoder"]
 from .cardiac_vae import ConvVAE, FlatLatentVAE, SoftIntroResBlock, SoftIntroResNetVAE, VAEOutput
 
 __all__ += ["ConvVAE", "FlatLatentVAE", "SoftIntroResBlock", "SoftIntroResNetVAE", "VAEOutput"]
+from .anatomical_prior import (
+    ImageSegmentationOutput,
+    ImageSegmentationVAE,
+    LabelPriorOutput,
+    LabelPriorVAE,
+    PriorConvDecoder,
+    PriorConvEncoder,
+)
+
+__all__ += [
+    "ImageSegmentationOutput",
+    "ImageSegmentationVAE",
+    "LabelPriorOutput",
+    "LabelPriorVAE",
+    "PriorConvDecoder",
+    "PriorConvEncoder",
+]
