@@ -84,3 +84,6 @@ __all__ += [
     "render_cardiac_phantom",
     "resolve_cardiac_dataset",
 ]
+from monai_genvq.data.anatomical_prior import anatomical_prior_datalists, location_prior, location_prior_from_dataset
+
+__all__ += ["anatomical_prior_datalists", "location_prior", "location_prior_from_dataset"]

@@ -26,3 +26,6 @@ __all__ += [
     "sap_score",
     "scc_score",
 ]
+from .segmentation import hungarian_match, kmeans_segmentation, per_label_dice, summarize_dice
+
+__all__ += ["hungarian_match", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
