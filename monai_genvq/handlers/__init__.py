@@ -12,3 +12,6 @@ from .cardiac_report import CardiacEvaluationReport, cardiac_table, collect_card
 from .ssim import SSIMHandler
 
 __all__ += ["CardiacEvaluationReport", "SSIMHandler", "cardiac_table", "collect_cardiac_results"]
+from .anatomical_prior_report import evaluate_anatomical_prior, load_module_checkpoint, train_supervised_unet
+
+__all__ += ["evaluate_anatomical_prior", "load_module_checkpoint", "train_supervised_unet"]
