@@ -208,3 +208,20 @@ def test_dice_and_kmeans_baseline_known_answers():
     img = torch.tensor([0.2, 0.5, 0.8])[lab][:, None] + 0.01 * torch.randn(2, 1, 12, 12, generator=g)
     seg = kmeans_segmentation(img, lab, 3)
     assert np.array_equal(seg, lab.numpy())
+
+
+def test_3d_brain_phantom_runs_both_stages():
+    from monai_genvq.data.synthetic.brain import render_brain_phantom
+
+    rng = np.random.default_rng(0)
+    cases = [render_brain_phantom(rng, size=16) for _ in range(4)]
+    for c in cases:
+        check_label_map(c["label"], 4, c["image"])
+        assert {0, 1, 2, 3} <= set(np.unique(c["label"]).tolist())
+    labels = torch.as_tensor(np.stack([c["label"] for c in cases]))[:, None].long()
+    images = torch.as_tensor(np.stack([c["image"] for c in cases]))[:, None]
+    prior = LabelPriorVAE(3, 4, 16, (4, 8), 4, location_prior=location_prior(list(labels), 4))
+    LabelPriorTrainer("cpu", 2, [{"label": labels}], prior, torch.optim.Adam(prior.parameters(), 1e-3)).run()
+    net = ImageSegmentationVAE(prior)
+    ImageModelTrainer("cpu", 2, [{"image": images}], net, torch.optim.Adam(net.trainable_parameters()), pretrain_iterations=1).run()
+    assert net.segment(images).shape == (4, 16, 16, 16)
