@@ -225,3 +225,20 @@ def test_3d_brain_phantom_runs_both_stages():
     net = ImageSegmentationVAE(prior)
     ImageModelTrainer("cpu", 2, [{"image": images}], net, torch.optim.Adam(net.trainable_parameters()), pretrain_iterations=1).run()
     assert net.segment(images).shape == (4, 16, 16, 16)
+
+
+def test_checkpoint_hand_off_loads_and_rejects_clearly(tmp_path):
+    from monai_genvq.handlers import load_module_checkpoint
+
+    prior = LabelPriorVAE(2, 3, 16, (4,), 2)
+    prior.set_location_prior(location_prior(list(_disc_maps(4)), 3))
+    torch.save({"model": prior.state_dict()}, tmp_path / "model.pt")
+    loaded = load_module_checkpoint(LabelPriorVAE(2, 3, 16, (4,), 2), tmp_path / "model.pt")
+    torch.testing.assert_close(loaded.log_location_prior, prior.log_location_prior)  # the location prior travels along
+    with pytest.raises(FileNotFoundError, match="run the previous training stage first"):
+        load_module_checkpoint(prior, tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="does not fit LabelPriorVAE"):
+        load_module_checkpoint(LabelPriorVAE(2, 3, 16, (8,), 2), tmp_path / "model.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_module_checkpoint(prior, tmp_path / "bad.pt")

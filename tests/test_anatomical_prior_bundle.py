@@ -54,12 +54,3 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
         assert {"LV", "MYO", "RV", "mean"} <= set(result)
         assert 0.0 <= result["mean"]["mean"] <= 1.0
     assert "| anatomical prior VAE (unsupervised) |" in (eval_dir / "results.md").read_text()
-
-
-@pytest.mark.slow
-def test_stage2_without_stage1_checkpoint_says_so(tmp_path, cache_dir):
-    with pytest.raises(AssertionError, match="run the previous training stage first"):
-        run_bundle(
-            "training", [CONFIGS / "train_prior.json", CONFIGS / "train_image.json"], tmp_path,
-            "--synthetic_acdc", TINY, "--max_epochs", "1", "--epoch_length", "1",
-        )

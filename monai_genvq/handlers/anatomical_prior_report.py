@@ -41,7 +41,13 @@ def load_module_checkpoint(module: nn.Module, path: str | os.PathLike, key: str 
         raise ValueError(f"checkpoint '{path}' cannot be read ({type(e).__name__}: {e})") from None
     if isinstance(state, dict) and key in state and isinstance(state[key], dict):
         state = state[key]
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # size mismatches
+        raise ValueError(
+            f"checkpoint '{path}' does not fit {type(module).__name__} (same channels / latent_dim / image_size "
+            f"as at training?): {str(e).splitlines()[-1].strip()}"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"checkpoint '{path}' does not fit {type(module).__name__}: missing {result.missing_keys[:5]}, "
