@@ -70,7 +70,8 @@ def location_prior(label_maps: Iterable[Any], num_labels: int, alpha: float = 1.
     """Voxel-wise label frequencies ``π_l(v) = (n_l(v) + α) / (N + L·α)`` of a set of label maps.
 
     Args:
-        label_maps: integer maps, each (*spatial) or (1, *spatial), all the same shape.
+        label_maps: integer maps, each (*spatial) or (1, *spatial) (a leading axis of 1 is taken as the
+            channel), all the same shape.
         num_labels: L.
         alpha: additive (Laplace) smoothing so no label has zero probability anywhere.
 
@@ -81,8 +82,8 @@ def location_prior(label_maps: Iterable[Any], num_labels: int, alpha: float = 1.
         ValueError: no maps, differing shapes, or values outside ``0..L-1``.
 
     Example:
-        >>> location_prior([np.array([[0, 1]]), np.array([[0, 0]])], 2, alpha=0.0)[1].tolist()
-        [[0.0, 0.5]]
+        >>> location_prior([np.array([[0, 1], [1, 1]]), np.array([[0, 0], [1, 1]])], 2, alpha=0.0)[1].tolist()
+        [[0.0, 0.5], [1.0, 1.0]]
     """
     counts, n = None, 0
     for lab in label_maps:
