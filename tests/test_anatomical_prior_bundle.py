@@ -35,6 +35,14 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     image_subjects = {r["subject"] for r in lists["image"]}
     assert prior_subjects and image_subjects and not prior_subjects & image_subjects
 
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train_prior.json"), str(CONFIGS / "train_image.json")])
+    parser["synthetic_acdc"] = eval(TINY)
+    item = parser.get_parsed_content("train#dataset")[0]
+    assert "label" not in item and tuple(item["image"].shape) == (1, 64, 64)  # stage 2 sees no labels
+
     common = ("--synthetic_acdc", TINY, "--batch_size", "4")
     stage1 = [CONFIGS / "train_prior.json"]
     stage2 = stage1 + [CONFIGS / "train_image.json"]
