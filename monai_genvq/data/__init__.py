@@ -96,3 +96,9 @@ __all__ += [
     "render_cardiac_phantom",
     "resolve_cardiac_dataset",
 ]
+from monai_genvq.data.anatomical_prior import anatomical_prior_datalists, location_prior, location_prior_from_dataset
+
+__all__ += ["anatomical_prior_datalists", "location_prior", "location_prior_from_dataset"]
+from monai_genvq.data.synthetic.brain import BRAIN_LABELS, render_brain_phantom
+
+__all__ += ["BRAIN_LABELS", "render_brain_phantom"]

@@ -24,3 +24,24 @@ __all__ += [
     "vae_loss_terms",
 ]
 __all__ += ["CodePriorTrainer", "prior_loss_terms"]
+from .anatomical_prior import (
+    ANATOMICAL_PRIOR_LOSS_TERMS,
+    ImageModelTrainer,
+    LabelPriorTrainer,
+    PrepareImageBatch,
+    PrepareLabelBatch,
+    anatomical_prior_loss_terms,
+    atlas_intensity_init,
+    render_from_prior,
+)
+
+__all__ += [
+    "ANATOMICAL_PRIOR_LOSS_TERMS",
+    "ImageModelTrainer",
+    "LabelPriorTrainer",
+    "PrepareImageBatch",
+    "PrepareLabelBatch",
+    "anatomical_prior_loss_terms",
+    "atlas_intensity_init",
+    "render_from_prior",
+]

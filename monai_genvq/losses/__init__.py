@@ -11,3 +11,24 @@ __all__ = [
     "posterior_weighted_vq_loss",
     "reconstruction_error",
 ]
+from .anatomical_prior import (
+    AnatomicalPriorTerms,
+    ImageModelLoss,
+    LabelPriorLoss,
+    categorical_nll,
+    gaussian_kl_per_sample,
+    gaussian_nll_latent,
+    jensen_intensity_log_likelihood,
+    label_intensity_log_likelihood,
+)
+
+__all__ += [
+    "AnatomicalPriorTerms",
+    "ImageModelLoss",
+    "LabelPriorLoss",
+    "categorical_nll",
+    "gaussian_kl_per_sample",
+    "gaussian_nll_latent",
+    "jensen_intensity_log_likelihood",
+    "label_intensity_log_likelihood",
+]

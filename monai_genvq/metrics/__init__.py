@@ -28,3 +28,6 @@ __all__ += [
     "scc_score",
 ]
 __all__ += ["CodebookUsageMetric"]
+from .segmentation import hungarian_match, kmeans_segmentation, per_label_dice, summarize_dice
+
+__all__ += ["hungarian_match", "kmeans_segmentation", "per_label_dice", "summarize_dice"]

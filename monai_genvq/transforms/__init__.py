@@ -55,3 +55,20 @@ __all__ += [
     "cardiac_attributes",
     "select_short_axis_slice",
 ]
+from .anatomical_prior import (
+    AlignCardiacSlice,
+    AlignCardiacSliced,
+    LabelMapError,
+    ValidateLabelMap,
+    ValidateLabelMapd,
+    check_label_map,
+)
+
+__all__ += [
+    "AlignCardiacSlice",
+    "AlignCardiacSliced",
+    "LabelMapError",
+    "ValidateLabelMap",
+    "ValidateLabelMapd",
+    "check_label_map",
+]

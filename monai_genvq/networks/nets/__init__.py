@@ -3,3 +3,20 @@ from .resnet_autoencoder import AutoencoderOutput, InputStatistics, ResidualBloc
 
 __all__ = ["AutoencoderOutput", "InputStatistics", "ResidualBlock", "ResNetAutoencoder"]
 __all__ += ["ConvVAE", "FlatLatentVAE", "SoftIntroResBlock", "SoftIntroResNetVAE", "VAEOutput"]
+from .anatomical_prior import (
+    ImageSegmentationOutput,
+    ImageSegmentationVAE,
+    LabelPriorOutput,
+    LabelPriorVAE,
+    PriorConvDecoder,
+    PriorConvEncoder,
+)
+
+__all__ += [
+    "ImageSegmentationOutput",
+    "ImageSegmentationVAE",
+    "LabelPriorOutput",
+    "LabelPriorVAE",
+    "PriorConvDecoder",
+    "PriorConvEncoder",
+]

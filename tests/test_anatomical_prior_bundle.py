@@ -1,0 +1,64 @@
+"""Bundle anatomical_prior_seg: metadata, datalist split, and the real CLI (2 iterations of each stage + evaluation)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SCHEMA, run_bundle
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg"
+CONFIGS = BUNDLE / "configs"
+TINY = "{'n_train': 4, 'n_test': 2, 'shape': [96, 96], 'n_slices': 6, 'n_frames': 2}"
+
+
+def test_metadata_validates_and_configs_have_model_zoo_ids():
+    from monai.bundle import verify_metadata
+
+    assert SCHEMA.is_file(), f"the MONAI bundle schema is expected at {SCHEMA}"
+    verify_metadata(str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    prior = json.loads((CONFIGS / "train_prior.json").read_text())
+    for key in ("run", "training", "initialize", "finalize", "network_def", "network", "device"):
+        assert key in prior, key
+    assert isinstance(prior["train"]["handlers"], list)
+    image = json.loads((CONFIGS / "train_image.json").read_text())
+    assert "prior_checkpoint" in image["prior"]  # the stage-1 checkpoint is handed over in config
+    assert "run" in json.loads((CONFIGS / "evaluate.json").read_text())
+
+
+@pytest.mark.slow
+def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
+    from monai_genvq.data import anatomical_prior_datalists
+
+    lists = anatomical_prior_datalists(synthetic=eval(TINY))
+    prior_subjects = {r["subject"] for r in lists["prior"]}
+    image_subjects = {r["subject"] for r in lists["image"]}
+    assert prior_subjects and image_subjects and not prior_subjects & image_subjects
+
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train_prior.json"), str(CONFIGS / "train_image.json")])
+    parser["synthetic_acdc"] = eval(TINY)
+    item = parser.get_parsed_content("train#dataset")[0]
+    assert "label" not in item and tuple(item["image"].shape) == (1, 64, 64)  # stage 2 sees no labels
+
+    common = ("--synthetic_acdc", TINY, "--batch_size", "4")
+    stage1 = [CONFIGS / "train_prior.json"]
+    stage2 = stage1 + [CONFIGS / "train_image.json"]
+    run_bundle("training", stage1, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2")
+    prior_ckpt = tmp_path / "outputs" / "default" / "prior" / "models" / "model.pt"
+    assert prior_ckpt.is_file()
+    out = run_bundle("training", stage2, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2", "--pretrain_iterations", "1")
+    assert "pretrain_loss" in out or "Epoch[1] Complete" in out
+    assert (tmp_path / "outputs" / "default" / "image" / "models" / "model.pt").is_file()
+    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2")
+    eval_dir = tmp_path / "outputs" / "default" / "eval"
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    assert set(metrics["dice"]) == {"prior mean shape, z = 0 (ignores the image)",
+        "anatomical prior VAE (unsupervised)", "intensity k-means (lower bound)", "supervised UNet (upper bound)"
+    }
+    for result in metrics["dice"].values():
+        assert {"LV", "MYO", "RV", "mean"} <= set(result)
+        assert 0.0 <= result["mean"]["mean"] <= 1.0
+    assert "| anatomical prior VAE (unsupervised) |" in (eval_dir / "results.md").read_text()
