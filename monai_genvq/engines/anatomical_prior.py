@@ -20,7 +20,9 @@ from torch.optim import Optimizer
 
 from monai_genvq.losses.anatomical_prior import ImageModelLoss, LabelPriorLoss, gaussian_nll_latent
 from monai_genvq.networks.nets.anatomical_prior import LOGVAR_RANGE, ImageSegmentationVAE, LabelPriorVAE
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step
 
+_HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
 __all__ = [
     "ANATOMICAL_PRIOR_LOSS_TERMS",
     "ImageModelTrainer",
@@ -38,16 +40,6 @@ ANATOMICAL_PRIOR_LOSS_TERMS = ("loss", "nll", "kl", "pretrain_loss")
 def anatomical_prior_loss_terms(output: dict[str, Any]) -> dict[str, float]:
     """Handler ``output_transform``: the scalar loss terms the trainers log."""
     return {k: float(output[k]) for k in ANATOMICAL_PRIOR_LOSS_TERMS if output.get(k) is not None}
-
-
-def _check_finite(engine: Any, stage: str, **terms: torch.Tensor) -> None:
-    bad = [k for k, v in terms.items() if v is not None and not torch.isfinite(v.detach()).all()]
-    if bad:
-        shown = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items() if v is not None)
-        raise FloatingPointError(
-            f"{stage}: non-finite loss at iteration {engine.state.iteration} ({', '.join(bad)} not finite; {shown}); "
-            "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
-        )
 
 
 class PrepareLabelBatch:
@@ -157,14 +149,9 @@ class LabelPriorTrainer(SupervisedTrainer):
         engine.state.output[Keys.PRED] = out.logits
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         terms = engine.loss_function(out, s)
-        _check_finite(engine, "label prior (stage 1)", loss=terms.loss, nll=terms.nll, kl=terms.kl)
+        check_finite_loss(engine, hint=_HINT, stage="label prior (stage 1)", loss=terms.loss, nll=terms.nll, kl=terms.kl)
         engine.state.output.update({Keys.LOSS: terms.loss, "nll": terms.nll.detach(), "kl": terms.kl.detach()})
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        terms.loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = terms.loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimizer_step(engine, terms.loss)
         return engine.state.output
 
 
@@ -283,7 +270,7 @@ class ImageModelTrainer(SupervisedTrainer):
             mu, logvar = engine.network.encode(x_syn)
             loss = gaussian_nll_latent(z_syn, mu, logvar).mean()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            _check_finite(engine, "image-encoder pre-training (stage 2)", pretrain_loss=loss)
+            check_finite_loss(engine, hint=_HINT, stage="image-encoder pre-training (stage 2)", pretrain_loss=loss)
             engine.state.output.update({Keys.LOSS: loss, "pretrain_loss": loss.detach()})
         else:
             out = engine.network(x)
@@ -291,12 +278,7 @@ class ImageModelTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             terms = engine.loss_function(out, x)
             loss = terms.loss
-            _check_finite(engine, "image model (stage 2)", loss=terms.loss, nll=terms.nll, kl=terms.kl)
+            check_finite_loss(engine, hint=_HINT, stage="image model (stage 2)", loss=terms.loss, nll=terms.nll, kl=terms.kl)
             engine.state.output.update({Keys.LOSS: loss, "nll": terms.nll.detach(), "kl": terms.kl.detach()})
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimizer_step(engine, loss)
         return engine.state.output

@@ -11,6 +11,7 @@ from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
+from .steps import check_finite_loss, optimizer_step
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
 
@@ -123,11 +124,7 @@ class AutoencoderTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             rec_loss = engine.loss_function(out.reconstruction.float(), targets.float()).mean()
             loss = rec_loss + out.bottleneck.loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss at iteration {engine.state.iteration}: rec_loss={float(rec_loss)}, "
-                f"bottleneck_loss={float(out.bottleneck.loss)}; lower the learning rate or check the inputs for NaN."
-            )
+        check_finite_loss(engine, loss=loss, rec_loss=rec_loss, bottleneck_loss=out.bottleneck.loss)
         engine.state.output.update(
             {
                 Keys.LOSS: loss,
@@ -137,16 +134,5 @@ class AutoencoderTrainer(SupervisedTrainer):
                 "code_use": out.bottleneck.code_use,
             }
         )
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        if engine.amp and engine.scaler is not None:
-            engine.scaler.scale(loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            loss.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimizer_step(engine, loss)
         return engine.state.output

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 
 from ..networks.priors.base import CodePrior, VQStage1
 from .autoencoder import PrepareAutoencoderBatch
+from .steps import check_finite_loss, optimizer_step
 
 __all__ = ["CodePriorTrainer", "prior_loss_terms"]
 
@@ -84,20 +85,7 @@ class CodePriorTrainer(SupervisedTrainer):
         with torch.autocast(images.device.type, enabled=bool(engine.amp), **engine.amp_kwargs):
             loss = engine.network.loss(codes)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite prior loss at iteration {engine.state.iteration}")
-        engine.state.output[Keys.LOSS] = loss
+        check_finite_loss(engine, "code prior (stage 2)", nll=loss)
         engine.state.output["nll_bits"] = loss.detach() / math.log(2.0)
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        if engine.amp and engine.scaler is not None:
-            engine.scaler.scale(loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            loss.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimizer_step(engine, loss)
         return engine.state.output

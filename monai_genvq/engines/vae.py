@@ -14,6 +14,9 @@ from torch import nn
 from torch.optim import Optimizer
 
 from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step
+
+_HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
 
 __all__ = [
     "PrepareVAEBatch",
@@ -67,17 +70,6 @@ class VAEReconstructionInferer(Inferer):
 def vae_loss_terms(output: dict[str, Any]) -> dict[str, float]:
     """Handler ``output_transform``: the scalar loss terms the VAE trainers log."""
     return {k: float(output[k]) for k in VAE_LOSS_TERMS if output.get(k) is not None}
-
-
-def _check_finite(engine: Any, **terms: torch.Tensor | None) -> None:
-    terms = {k: (v.detach() if v is not None else None) for k, v in terms.items()}
-    bad = {k: float(v) for k, v in terms.items() if v is not None and not torch.isfinite(v).all()}
-    if bad:
-        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if v is not None)
-        raise FloatingPointError(
-            f"non-finite loss at iteration {engine.state.iteration} ({', '.join(bad)} not finite; {shown}); "
-            "lower the learning rate or beta_neg, or check the inputs for NaN."
-        )
 
 
 def _attr_loss(attribute_loss: Callable | None, z: torch.Tensor, attrs: torch.Tensor | None) -> torch.Tensor | None:
@@ -147,16 +139,11 @@ class VAETrainer(SupervisedTrainer):
         kl = gaussian_kl(out.mu, out.logvar)
         attr = _attr_loss(engine.attribute_loss, out.z, attrs)
         loss = rec + engine.beta * kl + (attr if attr is not None else 0.0)
-        _check_finite(engine, loss=loss, rec_loss=rec, kl=kl, attr_loss=attr)
+        check_finite_loss(engine, hint=_HINT, loss=loss, rec_loss=rec, kl=kl, attr_loss=attr)
         engine.state.output.update(
             {Keys.LOSS: loss, "rec_loss": rec.detach(), "kl": kl.detach(), "attr_loss": None if attr is None else attr.detach()}
         )
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimizer_step(engine, loss)
         return engine.state.output
 
 
@@ -286,7 +273,7 @@ class SoftIntroTrainer(Trainer):
         loss_e = scale * (b_rec * rec_loss + b_kl * kl_real) + 0.25 * (expelbo_rec + expelbo_fake)
         if attr is not None:
             loss_e = loss_e + attr
-        _check_finite(engine, loss_e=loss_e, rec_loss=rec_loss, kl=kl_real, attr_loss=attr)
+        check_finite_loss(engine, hint=_HINT, loss_e=loss_e, rec_loss=rec_loss, kl=kl_real, attr_loss=attr)
         engine.optimizer_e.zero_grad(set_to_none=engine.optim_set_to_none)
         loss_e.backward()
         engine.optimizer_e.step()
@@ -304,7 +291,7 @@ class SoftIntroTrainer(Trainer):
         kl_rec, kl_fake = gaussian_kl(mu_r, logvar_r), gaussian_kl(mu_f, logvar_f)
         rr = reconstruction_error(rec_rec, rec.detach(), kind) + reconstruction_error(rec_fake, fake.detach(), kind)
         loss_d = scale * (b_rec * rec_loss_d + 0.5 * b_kl * (kl_rec + kl_fake) + 0.5 * engine.gamma_r * b_rec * rr)
-        _check_finite(engine, loss_d=loss_d, kl_fake=kl_fake)
+        check_finite_loss(engine, hint=_HINT, loss_d=loss_d, kl_fake=kl_fake)
         engine.state.output.update(
             {
                 Keys.LOSS: (loss_e + loss_d).detach(),

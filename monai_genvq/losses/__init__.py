@@ -1,7 +1,7 @@
 """Losses: ELBO pieces, attribute regularisation, posterior-weighted VQ losses."""
 
 from .attribute import AttributeRegularizationLoss, attribute_regularization
-from .elbo import gaussian_kl, reconstruction_error
+from .elbo import gaussian_kl, gaussian_kl_per_sample, reconstruction_error
 from .vq import posterior_weighted_vq_loss
 
 __all__ = [
@@ -16,7 +16,6 @@ from .anatomical_prior import (
     ImageModelLoss,
     LabelPriorLoss,
     categorical_nll,
-    gaussian_kl_per_sample,
     gaussian_nll_latent,
     jensen_intensity_log_likelihood,
     label_intensity_log_likelihood,

@@ -15,25 +15,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from monai_genvq.networks.bottlenecks.gaussian import gaussian_kl
+from .elbo import gaussian_kl_per_sample
 
 __all__ = [
     "AnatomicalPriorTerms",
     "ImageModelLoss",
     "LabelPriorLoss",
     "categorical_nll",
-    "gaussian_kl_per_sample",
     "gaussian_nll_latent",
     "jensen_intensity_log_likelihood",
     "label_intensity_log_likelihood",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def gaussian_kl_per_sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form, summed over latent dims: (B,)."""
-    return gaussian_kl(mu, logvar).flatten(1).sum(1)
 
 
 def categorical_nll(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gaussian_kl", "reconstruction_error"]
+from monai_genvq.networks.bottlenecks.gaussian import gaussian_kl as elementwise_gaussian_kl
+
+__all__ = ["gaussian_kl", "gaussian_kl_per_sample", "reconstruction_error"]
 
 _EPS = 1e-6
+
+
+def gaussian_kl_per_sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form, summed over all non-batch dims: (B,)."""
+    return elementwise_gaussian_kl(mu, logvar).flatten(1).sum(1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -17,7 +24,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
         >>> gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4))
         tensor(0.)
     """
-    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+    kl = gaussian_kl_per_sample(mu, logvar)
     return kl.mean() if reduction == "mean" else kl
 
 

@@ -10,7 +10,7 @@ a percentile of the whole crop, so the images carry no label information beyond 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np

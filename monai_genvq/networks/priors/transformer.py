@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from monai.inferers import VQVAETransformerInferer
 from monai.networks.nets import DecoderOnlyTransformer
 from monai.utils.ordering import Ordering
-from torch import nn
 
 from .base import CodePrior
 
