@@ -2,3 +2,4 @@
 
 from .bottlenecks import *  # noqa: F401,F403
 from .nets import *  # noqa: F401,F403
+from .hyperbolic import *  # noqa: F401,F403
