@@ -29,3 +29,6 @@ __all__ = [
     "resample_streamlines",
     "streamlines_to_bundle_tensor",
 ]
+from monai_genvq.transforms.patches import TRIPLET_KEYS, TripletPatchSampler, TripletPatchSamplerd, check_volume  # noqa: E402
+
+__all__ += ["TRIPLET_KEYS", "TripletPatchSampler", "TripletPatchSamplerd", "check_volume"]
