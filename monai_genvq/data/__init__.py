@@ -58,3 +58,11 @@ __all__ += [
     "discover_cryoet", "read_mrc", "write_mrc",
     "LEVEL_CLASSES", "discover_hierarchy_toy", "ensure_hierarchy_toy", "generate_hierarchy_toy",
 ]
+from monai_genvq.data.brats import BRATS_LABEL_MAPS, BRATS_LAYOUTS, BraTSRegion, brats_region, discover_brats  # noqa: E402
+from monai_genvq.data.synthetic.brats import ensure_synthetic_brats, generate_synthetic_brats  # noqa: E402
+
+__all__ += ["BRATS_LABEL_MAPS", "BRATS_LAYOUTS", "BraTSRegion", "brats_region", "discover_brats",
+            "ensure_synthetic_brats", "generate_synthetic_brats"]
+from monai_genvq.data.synthetic.cryoet import CRYOET_CLASSES, ensure_synthetic_cryoet, generate_synthetic_cryoet  # noqa: E402
+
+__all__ += ["CRYOET_CLASSES", "ensure_synthetic_cryoet", "generate_synthetic_cryoet"]

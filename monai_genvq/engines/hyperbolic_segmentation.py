@@ -115,6 +115,8 @@ class HyperbolicSegmentation:
         self._load_checkpoint()
         self.network.to(self.device)
         scores: dict[str, list[float]] = {name: [] for name in self.levels}
+        label_scores: dict[str, list[np.ndarray]] = {name: [] for name in self.levels}
+        label_ids_seen: dict[str, list[int]] = {}
         per_volume = []
         with torch.no_grad():
             for rec in self.records:
@@ -135,6 +137,8 @@ class HyperbolicSegmentation:
                         else:
                             dice, mapping, per_label = hungarian_dice(clusters, label, label_ids)
                         scores[name].append(dice)
+                        label_scores[name].append(per_label)
+                        label_ids_seen[name] = sorted(int(i) for i in (label_ids if label_ids is not None else np.unique(label)))
                         entry[name] = {"dice": dice, "per_label": per_label.tolist()}
                         lut = {v: k for k, v in mapping.items()}
                         seg_out = np.vectorize(lambda v: lut.get(int(v), 0 if v < 0 else 255), otypes=[np.int64])(clusters)
@@ -143,9 +147,16 @@ class HyperbolicSegmentation:
                         save_segmentation(np.where(seg_out < 0, 0, seg_out), meta,
                                           self.output_dir / "segmentations" / f"{entry['name']}_{name}{ext}")
                 per_volume.append(entry)
-        levels = {
-            name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for name, v in scores.items() if v
-        }
+        levels = {}
+        for name, v in scores.items():
+            if not v:
+                continue
+            per = np.stack(label_scores[name])
+            ids = label_ids_seen[name] if per.shape[1] == len(label_ids_seen[name]) else list(range(per.shape[1]))
+            levels[name] = {
+                "mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v),
+                "per_label": {str(i): {"mean": float(per[:, j].mean()), "std": float(per[:, j].std())} for j, i in enumerate(ids)},
+            }
         metrics = {
             "method": self.method,
             "dataset": self.dataset,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .manifold import as_curvature, expmap0, gmath, project
+from .manifold import MIN_NORM, as_curvature, expmap0, gmath, project
 
 __all__ = ["gyroplane_distance", "gyroplane_conv3d", "GyroplaneLayer", "GyroplaneConv3d"]
 
@@ -41,12 +41,14 @@ def gyroplane_distance(x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: flo
 
 
 def gyroplane_conv3d(
-    x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: float | torch.Tensor, padding: int = 0, chunk: int = 8
+    x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: float | torch.Tensor, padding: int = 0, chunk: int = 16
 ) -> torch.Tensor:
     """Gyroplane convolution of a ball-valued volume, vectorised with ``unfold``.
 
     ``out[b, o, v] = Σ_{t ∈ k³} d(x[b, :, v + t], H_{a[o, t], p[o, t]})``; padding uses the origin
-    (the ball's zero), stride 1.
+    (the ball's zero), stride 1. The Möbius difference ``(-p) ⊕ x`` is expanded into the inner
+    products <p,x>, <x,a>, ‖x‖², ‖p‖², <p,a> (einsum), so memory is B·N·C·k³, not B·N·C·k³·d; the
+    result equals geoopt's ``dist2plane`` (checked against a naive loop in the tests).
 
     Args:
         x: (B, d, X, Y, Z) ball points along the channel dimension.
@@ -66,18 +68,33 @@ def gyroplane_conv3d(
     if ks**3 != k3 or p.shape != a.shape or p.shape[-1] != x.shape[1]:
         raise ValueError(f"gyroplane parameters must be (C_out, k³, d={x.shape[1]}); got p {tuple(p.shape)}, a {tuple(a.shape)}")
     kc = as_curvature(c, x)
+    cf = float(c)
+    if not cf > 0:
+        raise ValueError("gyroplane convolution needs a hyperbolic ball (c > 0)")
     if padding:
         x = F.pad(x, (padding,) * 6)  # zeros = the ball's origin
     b, d = x.shape[:2]
     patches = x.unfold(2, ks, 1).unfold(3, ks, 1).unfold(4, ks, 1)  # B, d, X', Y', Z', k, k, k
     out_shape = patches.shape[2:5]
-    patches = patches.reshape(b, d, -1, k3).permute(0, 2, 3, 1)  # B, N, k³, d
-    patches = project(patches, kc).unsqueeze(2)  # B, N, 1, k³, d
+    patches = project(patches.reshape(b, d, -1, k3).permute(0, 2, 3, 1), kc)  # B, N, k³, d
+    p = project(p, kc)
+    # w = (-p) ⊕ x expanded into inner products, so no (B, N, C, k³, d) tensor is formed:
+    # w = (-α p + β x) / D, α = 1 - 2c<p,x> + c‖x‖², β = 1 - c‖p‖², D = 1 - 2c<p,x> + c²‖p‖²‖x‖²
+    xx = patches.square().sum(-1).unsqueeze(2)  # B, N, 1, K
+    pp, pa = p.square().sum(-1), (p * a).sum(-1)  # C, K
+    a_norm = a.norm(dim=-1).clamp_min(MIN_NORM)
     outs = []
     for start in range(0, p.shape[0], chunk):
-        pc, ac = project(p[start : start + chunk], kc), a[start : start + chunk]
-        dist = gmath.dist2plane(patches, pc, ac, k=kc, signed=True)  # B, N, C, k³
-        outs.append(dist.sum(-1))
+        sl = slice(start, start + chunk)
+        px = torch.einsum("bnkd,ckd->bnck", patches, p[sl])
+        xa = torch.einsum("bnkd,ckd->bnck", patches, a[sl])
+        alpha = 1 - 2 * cf * px + cf * xx
+        beta = 1 - cf * pp[sl]
+        den = (1 - 2 * cf * px + cf**2 * pp[sl] * xx).clamp_min(MIN_NORM)
+        wa = (-alpha * pa[sl] + beta * xa) / den
+        ww = ((alpha.square() * pp[sl] - 2 * alpha * beta * px + beta.square() * xx) / den.square()).clamp_min(0)
+        arg = 2 * cf**0.5 * wa / ((1 - cf * ww).clamp_min(MIN_NORM) * a_norm[sl])
+        outs.append((torch.asinh(arg) / cf**0.5).sum(-1))
     out = torch.cat(outs, dim=2)  # B, N, C
     return out.permute(0, 2, 1).reshape(b, p.shape[0], *out_shape)
 
