@@ -26,7 +26,7 @@ from monai_genvq.data.tractoinferno import default_cache_root, materialize_datas
 
 __all__ = ["LEVEL_CLASSES", "generate_hierarchy_volume", "generate_hierarchy_toy", "ensure_hierarchy_toy", "discover_hierarchy_toy"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 LEVEL_CLASSES = {1: 2, 2: 4, 3: 8}
 """Number of classes (background included) at each hierarchy level."""
 
@@ -53,31 +53,25 @@ def generate_hierarchy_volume(rng: np.random.Generator, size: int = 50, noise: f
     img = np.zeros(shape, np.float32)
     coords = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1).astype(np.float32)
     n_cells = rng.integers(1, 3)
-    types = []
-    for ci in range(n_cells):
-        r = rng.uniform(0.24, 0.32, 3) * size
+    for _ in range(n_cells):
+        r = rng.uniform(0.26, 0.34, 3) * size
         centre = rng.uniform(r.max() * 0.85, size - r.max() * 0.85, 3)
         cell = _ball(shape, centre, r, _rotation(rng))
         lab[cell & (lab == 0)] = 1
-        for oi in range(2):
-            kind = 2 + ((ci + oi) % 2)  # both organelle types in every cell
-            types.append(kind)
-            ro = rng.uniform(0.14, 0.18) * size
-            for _ in range(50):
-                oc = centre + rng.normal(size=3) * r * 0.35
-                org = _ball(shape, oc, np.full(3, ro))
-                if (lab[org] == 1).mean() > 0.97:
-                    break
-            else:
-                continue
+        # one organelle of each type, on opposite sides of the centre: both always fit, never overlap
+        ro = 0.45 * r.min()
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        for kind, side in zip(rng.permutation([2, 3]), (1.0, -1.0)):
+            oc = centre + side * u * 0.5 * r.min()
+            org = _ball(shape, oc, np.full(3, ro)) & (lab == 1)
             lab[org] = kind
-            # two inclusions (bright, dark) inside the organelle
+            # a bright and a dark inclusion inside the organelle, also on opposite sides
+            v = rng.normal(size=3)
+            v /= np.linalg.norm(v)
             for inc_kind, off in ((4 if kind == 2 else 6, 1.0), (5 if kind == 2 else 7, -1.0)):
-                ri = rng.uniform(0.045, 0.06) * size
-                direction = rng.normal(size=3)
-                direction /= np.linalg.norm(direction)
-                ic = oc + off * direction * ro * 0.45
-                lab[_ball(shape, ic, np.full(3, ri)) & (lab == kind)] = inc_kind
+                ic = oc + off * v * 0.45 * ro
+                lab[_ball(shape, ic, np.full(3, 0.38 * ro)) & (lab == kind)] = inc_kind
     # intensities and textures
     shade = ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), 8) * 4.0
     img += 0.1 + 0.05 * shade
