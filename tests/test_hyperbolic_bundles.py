@@ -63,6 +63,7 @@ def test_trainer_runs_every_configuration(config, tiny_toy):
     assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
 
 
+@pytest.mark.slow
 def test_short_training_loss_drops_and_beats_untrained_model(cache_dir, tmp_path):
     root = ensure_hierarchy_toy(n_train=2, n_test=1, size=50)
     records = discover_hierarchy_toy(root, "train")
@@ -137,6 +138,7 @@ def test_cryoet_bundle_cli_writes_mrc(tmp_path):
         assert mrc.data.shape == (24, 32, 32) and float(mrc.voxel_size.x) == pytest.approx(10.0)
 
 
+@pytest.mark.slow
 def test_cli_unreadable_mrc_fails_clearly(tmp_path):
     data = tmp_path / "tomo" / "model_0"
     data.mkdir(parents=True)
