@@ -99,6 +99,15 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     src = nib.load(discover_hierarchy_toy(tiny_toy, "test")[0]["image"])
     assert seg.shape == src.shape and np.allclose(seg.affine, src.affine)
     assert set(np.unique(np.asarray(seg.dataobj))) <= set(range(8))
+    # inference on unlabelled inputs: cluster maps and the per-voxel embedding image, in the input geometry
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "case.nii.gz").write_bytes(open(discover_hierarchy_toy(tiny_toy, "test")[0]["image"], "rb").read())
+    run_bundle("inferring", configs + [BUNDLES["hyperbolic_toy_seg"] / "inference.json"], tmp_path, "--dataset_dir", str(tiny_toy))
+    inf = tmp_path / "outputs" / "hyperbolic" / "inference"
+    emb = nib.load(inf / "embeddings" / "case_embedding.nii.gz")
+    assert emb.shape == src.shape + (2,) and np.allclose(emb.affine, src.affine)
+    assert np.all(np.linalg.norm(np.asarray(emb.dataobj), axis=-1) < 1.0), "embeddings lie inside the unit ball"
+    assert set(np.unique(np.asarray(nib.load(inf / "segmentations" / "case_level2.nii.gz").dataobj))) <= {0, 1, 2, 3}
     # the Euclidean ablation trains through the same CLI and lands in the comparison table
     run_bundle("training", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json"], tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
     run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json", BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],

@@ -43,6 +43,8 @@ class HyperbolicSegmentation:
         device: torch device.
         max_fit_points: k-means is fitted on at most this many voxels and then assigns all.
         write_segmentations: write one file per (volume, level).
+        write_embeddings: also write each volume's per-voxel embedding as a 4-D NIfTI (X, Y, Z, d) in the
+            input's geometry (for MRC inputs: the file's axis order and voxel size).
         seed: k-means seed.
 
     Example:
@@ -65,6 +67,7 @@ class HyperbolicSegmentation:
         device: str | torch.device = "cpu",
         max_fit_points: int = 200_000,
         write_segmentations: bool = True,
+        write_embeddings: bool = False,
         dataset: str = "",
         seed: int = 0,
     ) -> None:
@@ -75,6 +78,7 @@ class HyperbolicSegmentation:
         self.normalize, self.mask, self.label_transforms = normalize, mask, dict(label_transforms or {})
         self.checkpoint, self.device, self.max_fit_points = checkpoint, torch.device(device), max_fit_points
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
+        self.write_embeddings = write_embeddings
 
     def _load_checkpoint(self) -> None:
         if self.checkpoint is None:
@@ -123,6 +127,8 @@ class HyperbolicSegmentation:
                 volume, meta = load_volume(rec["image"], self.normalize)
                 entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
                 emb = self.embed(volume)
+                if self.write_embeddings:
+                    _save_embedding(emb, meta, self.output_dir / "embeddings" / f"{entry['name']}_embedding.nii.gz")
                 for name, (label_key, n_clusters, label_ids) in self.levels.items():
                     clusters = self.segment(volume, int(n_clusters), emb)
                     seg_out = clusters
@@ -171,6 +177,19 @@ class HyperbolicSegmentation:
         atomic_write_text(self.output_dir / "metrics.md", markdown_table(["level", self.method], rows))
         write_comparison_table(self.output_dir.parent.parent)
         return metrics
+
+
+def _save_embedding(emb: torch.Tensor, meta: Mapping[str, Any], path: Path) -> None:
+    import nibabel as nib
+
+    if meta.get("format") == "mrc":
+        affine = np.diag([*map(float, meta.get("voxel_size") or (1.0, 1.0, 1.0)), 1.0])
+    else:
+        affine = meta.get("affine", np.eye(4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    nib.save(nib.Nifti1Image(emb.movedim(0, -1).cpu().numpy().astype(np.float32), affine), str(tmp))
+    os.replace(tmp, path)
 
 
 def write_comparison_table(outputs_root: str | os.PathLike) -> Path | None:
