@@ -17,7 +17,7 @@ import torch
 
 from monai_genvq.networks.hyperbolic.manifold import MIN_NORM, as_curvature, gmath, project
 
-__all__ = ["frechet_mean", "poincare_kmeans", "euclidean_kmeans", "KMeansResult", "pairwise_dist"]
+__all__ = ["frechet_mean", "poincare_kmeans", "euclidean_kmeans", "KMeansResult", "pairwise_dist", "assign_clusters"]
 
 
 def _sq_euclid(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -42,8 +42,8 @@ def pairwise_dist(x: torch.Tensor, centres: torch.Tensor, c: float) -> torch.Ten
     return torch.acosh(arg.clamp_min(1.0)) / c**0.5
 
 
-def _assign(x: torch.Tensor, centres: torch.Tensor, c: float) -> torch.Tensor:
-    """Nearest centre; for c > 0 uses the monotone surrogate ‖x - y‖² / (1 - c‖y‖²) (no acosh)."""
+def assign_clusters(x: torch.Tensor, centres: torch.Tensor, c: float) -> torch.Tensor:
+    """Index of the nearest centre (geodesic) for each point; for c > 0 uses the monotone surrogate ‖x - y‖² / (1 - c‖y‖²) (no acosh)."""
     sq = _sq_euclid(x, centres)
     if c > 0:
         sq = sq / (1 - c * centres.square().sum(1)).clamp_min(MIN_NORM)
@@ -186,7 +186,7 @@ def poincare_kmeans(
         centres = _kmeanspp(sub, n_clusters, c, gen)
         it, labels = 0, None
         for it in range(1, max_iter + 1):
-            new_labels = _assign(x, centres, c)
+            new_labels = assign_clusters(x, centres, c)
             if labels is not None and float((new_labels != labels).float().mean()) <= label_tol:
                 break
             labels = new_labels

@@ -92,7 +92,7 @@ def save_segmentation(seg: np.ndarray, meta: Mapping[str, Any], out_path: str | 
     if meta.get("format") == "mrc":
         from monai_genvq.data.cryoet import write_mrc
 
-        write_mrc(tmp, seg.astype(np.int8), voxel_size=meta.get("voxel_size"), origin=meta.get("origin"))
+        write_mrc(tmp, seg.astype(np.int16), voxel_size=meta.get("voxel_size"), origin=meta.get("origin"))
     else:
         header = meta.get("header")
         img = nib.Nifti1Image(seg.astype(np.uint8), meta.get("affine", np.eye(4)), header=header.copy() if header is not None else None)

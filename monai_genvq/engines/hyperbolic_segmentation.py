@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_genvq.clustering import poincare_kmeans
+from monai_genvq.clustering import assign_clusters, poincare_kmeans
 from monai_genvq.data.volumes import load_volume, save_segmentation
 from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.reporting import atomic_write_text, markdown_table, write_json
@@ -109,10 +109,8 @@ class HyperbolicSegmentation:
         gen = np.random.default_rng(self.seed)
         fit = pts if pts.shape[0] <= self.max_fit_points else pts[torch.from_numpy(gen.choice(pts.shape[0], self.max_fit_points, replace=False))]
         res = poincare_kmeans(fit, n_clusters, c=c, seed=self.seed)
-        from monai_genvq.clustering.poincare_kmeans import _assign
-
         labels = np.full(flat.shape[0], -1, np.int64)
-        labels[keep] = _assign(pts.float(), res.centres, c).numpy()
+        labels[keep] = assign_clusters(pts.float(), res.centres, c).numpy()
         return labels.reshape(volume.shape[1:])
 
     def run(self) -> dict[str, Any]:
