@@ -44,7 +44,7 @@ __all__ = [
     "split_samples",
     "streamline_inference_items",
 ]
-from monai_genvq.data.volumes import LoadVolume, LoadVolumed, VolumeFileError, load_volume, normalize_volume, save_segmentation  # noqa: E402
+from monai_genvq.data.volumes import LoadVolume, LoadVolumed, VolumeFileError, discover_volumes, load_volume, normalize_volume, save_segmentation  # noqa: E402
 from monai_genvq.data.cryoet import discover_cryoet, read_mrc, write_mrc  # noqa: E402
 from monai_genvq.data.synthetic.hierarchy_toy import (  # noqa: E402
     LEVEL_CLASSES,
@@ -54,7 +54,7 @@ from monai_genvq.data.synthetic.hierarchy_toy import (  # noqa: E402
 )
 
 __all__ += [
-    "LoadVolume", "LoadVolumed", "VolumeFileError", "load_volume", "normalize_volume", "save_segmentation",
+    "LoadVolume", "LoadVolumed", "VolumeFileError", "discover_volumes", "load_volume", "normalize_volume", "save_segmentation",
     "discover_cryoet", "read_mrc", "write_mrc",
     "LEVEL_CLASSES", "discover_hierarchy_toy", "ensure_hierarchy_toy", "generate_hierarchy_toy",
 ]

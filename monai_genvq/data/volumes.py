@@ -12,7 +12,7 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["VolumeFileError", "load_volume", "save_segmentation", "normalize_volume", "LoadVolume", "LoadVolumed", "is_mrc"]
+__all__ = ["VolumeFileError", "discover_volumes", "load_volume", "save_segmentation", "normalize_volume", "LoadVolume", "LoadVolumed", "is_mrc"]
 
 
 class VolumeFileError(ValueError):
@@ -134,3 +134,18 @@ class LoadVolumed(MapTransform):
             d[f"{key}_path"] = d[key]
             d[key] = self.loader(d[key])
         return d
+
+
+def discover_volumes(folder: str | os.PathLike, patterns: Sequence[str] = ("*.nii", "*.nii.gz", "*.mrc", "*.mrc.gz")) -> list[dict]:
+    """Records ``{"image", "name"}`` of every volume file in ``folder`` (for inference on unlabelled inputs).
+
+    Raises:
+        FileNotFoundError: the folder does not exist or holds no matching file.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input folder '{folder}' does not exist")
+    files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    if not files:
+        raise FileNotFoundError(f"input folder '{folder}' holds no files matching {list(patterns)}")
+    return [{"image": str(p), "name": p.name.split(".nii")[0].split(".mrc")[0]} for p in files]
