@@ -56,7 +56,8 @@ def discover_brats(
     Args:
         dataset_dir: folder holding the case folders.
         layout: "2021", "2023" or "auto" (detected from the folder names).
-        modalities: "all" (the layout's four, FLAIR first) or suffixes to use as channels, e.g. ["flair"].
+        modalities: "all" (the layout's four, FLAIR first) or suffixes to use as channels, e.g. ["flair"]
+            (the 2021 names also select the matching 2023 files: flair -> t2f, t1 -> t1n, t1ce -> t1c, t2 -> t2w).
         require_label: raise if a case has no ``seg`` file.
 
     Raises:
@@ -75,6 +76,9 @@ def discover_brats(
         raise ValueError(f"layout must be one of {sorted(BRATS_LAYOUTS)} or 'auto', got {layout!r}")
     spec = BRATS_LAYOUTS[layout]
     mods = list(spec["modalities"]) if modalities == "all" else ([modalities] if isinstance(modalities, str) else list(modalities))
+    aliases = dict(zip(BRATS_LAYOUTS["2021"]["modalities"], BRATS_LAYOUTS["2023"]["modalities"]))
+    if layout == "2023":  # accept the 2021 names (flair, t1, t1ce, t2) for the 2023 files (t2f, t1n, t1c, t2w)
+        mods = [aliases.get(m, m) for m in mods]
     unknown = [m for m in mods if m not in spec["modalities"]]
     if unknown:
         raise ValueError(f"unknown modality suffix(es) {unknown} for the {layout} layout; available: {list(spec['modalities'])}")
