@@ -111,7 +111,12 @@ def brats_region(label: np.ndarray, region: str = "whole_tumour", label_map: str
         >>> brats_region(np.array([0, 1, 2, 4]), "tumour_core", "2021").tolist()
         [0, 1, 0, 1]
     """
-    lm = BRATS_LABEL_MAPS[label_map] if isinstance(label_map, str) else dict(label_map)
+    if isinstance(label_map, Mapping):
+        lm = dict(label_map)
+    elif str(label_map) in BRATS_LABEL_MAPS:  # "2023" may arrive as the int 2023 from the command line
+        lm = BRATS_LABEL_MAPS[str(label_map)]
+    else:
+        raise ValueError(f"label_map must be one of {sorted(BRATS_LABEL_MAPS)} or a dict, got {label_map!r}")
     if region not in _REGIONS:
         raise ValueError(f"region must be one of {sorted(_REGIONS)}, got {region!r}")
     label = np.asarray(label)
