@@ -127,10 +127,10 @@ def test_brats_bundle_cli_on_2023_layout(tmp_path):
     metrics = json.loads((tmp_path / "outputs" / "hyperbolic" / "eval" / "metrics.json").read_text())
     wt = metrics["levels"]["whole_tumour"]
     assert 0 <= wt["per_label"]["1"]["mean"] <= 1
-    # the wrong label convention is refused with a clear message
+    # the wrong label convention (2021 has no label 3) is refused with a clear message
     with pytest.raises(AssertionError, match="not in the label convention"):
         run_bundle("evaluating", configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"], tmp_path,
-                   "--dataset_dir", str(data), "--n_test", "1", "--label_map", "msd")
+                   "--dataset_dir", str(data), "--n_test", "1", "--label_map", "2021")
 
 
 @pytest.mark.slow
