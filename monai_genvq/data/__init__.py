@@ -102,3 +102,25 @@ __all__ += ["anatomical_prior_datalists", "location_prior", "location_prior_from
 from monai_genvq.data.synthetic.brain import BRAIN_LABELS, render_brain_phantom
 
 __all__ += ["BRAIN_LABELS", "render_brain_phantom"]
+from monai_genvq.data.volumes import LoadVolume, LoadVolumed, VolumeFileError, discover_volumes, load_volume, normalize_volume, save_segmentation  # noqa: E402
+from monai_genvq.data.cryoet import discover_cryoet, read_mrc, write_mrc  # noqa: E402
+from monai_genvq.data.synthetic.hierarchy_toy import (  # noqa: E402
+    LEVEL_CLASSES,
+    discover_hierarchy_toy,
+    ensure_hierarchy_toy,
+    generate_hierarchy_toy,
+)
+
+__all__ += [
+    "LoadVolume", "LoadVolumed", "VolumeFileError", "discover_volumes", "load_volume", "normalize_volume", "save_segmentation",
+    "discover_cryoet", "read_mrc", "write_mrc",
+    "LEVEL_CLASSES", "discover_hierarchy_toy", "ensure_hierarchy_toy", "generate_hierarchy_toy",
+]
+from monai_genvq.data.brats import BRATS_LABEL_MAPS, BRATS_LAYOUTS, BraTSRegion, brats_region, discover_brats  # noqa: E402
+from monai_genvq.data.synthetic.brats import ensure_synthetic_brats, generate_synthetic_brats  # noqa: E402
+
+__all__ += ["BRATS_LABEL_MAPS", "BRATS_LAYOUTS", "BraTSRegion", "brats_region", "discover_brats",
+            "ensure_synthetic_brats", "generate_synthetic_brats"]
+from monai_genvq.data.synthetic.cryoet import CRYOET_CLASSES, ensure_synthetic_cryoet, generate_synthetic_cryoet  # noqa: E402
+
+__all__ += ["CRYOET_CLASSES", "ensure_synthetic_cryoet", "generate_synthetic_cryoet"]

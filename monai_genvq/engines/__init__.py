@@ -45,3 +45,7 @@ __all__ += [
     "atlas_intensity_init",
     "render_from_prior",
 ]
+from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_loss_terms  # noqa: E402
+from .hyperbolic_segmentation import HyperbolicSegmentation, write_comparison_table  # noqa: E402
+
+__all__ += ["HYPERBOLIC_LOSS_TERMS", "HyperbolicVAETrainer", "hyperbolic_loss_terms", "HyperbolicSegmentation", "write_comparison_table"]

@@ -31,3 +31,6 @@ __all__ += [
     "jensen_intensity_log_likelihood",
     "label_intensity_log_likelihood",
 ]
+from .hyperbolic import hierarchical_triplet_loss, reconstruction_nll  # noqa: E402
+
+__all__ += ["hierarchical_triplet_loss", "reconstruction_nll"]

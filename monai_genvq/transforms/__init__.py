@@ -72,3 +72,6 @@ __all__ += [
     "ValidateLabelMapd",
     "check_label_map",
 ]
+from monai_genvq.transforms.patches import TRIPLET_KEYS, TripletPatchSampler, TripletPatchSamplerd, check_volume  # noqa: E402
+
+__all__ += ["TRIPLET_KEYS", "TripletPatchSampler", "TripletPatchSamplerd", "check_volume"]

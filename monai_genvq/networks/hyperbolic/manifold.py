@@ -1,0 +1,83 @@
+"""The one place where the Poincaré-ball numerical guards live, plus thin helpers over geoopt.
+
+Every manifold operation of the hyperbolic VAE (expmap0, logmap, dist, Möbius addition, gyroplane
+distance, parallel transport from the origin) is geoopt's ``geoopt.manifolds.stereographic.math``
+with curvature ``k = -c``; ``c = 0`` gives geoopt's flat stereographic model (Euclidean space with
+conformal factor 2), which is how the Euclidean-latent ablation shares the code path. This module
+only adds the clamps (so points at or beyond the boundary never produce NaN) and the small
+functions geoopt lacks (``sinhc``, a stable ``log sinhc``).
+"""
+
+from __future__ import annotations
+
+import torch
+from geoopt.manifolds.stereographic import math as gmath
+
+__all__ = [
+    "MIN_NORM",
+    "BOUNDARY_EPS",
+    "MIN_SIGMA",
+    "as_curvature",
+    "project",
+    "expmap0",
+    "logmap0",
+    "dist",
+    "lambda_x",
+    "log_sinhc",
+    "gmath",
+]
+
+MIN_NORM = 1e-15
+"""Smallest norm divided by anywhere in the package's hyperbolic code."""
+
+BOUNDARY_EPS = {torch.float16: 4e-3, torch.bfloat16: 4e-3, torch.float32: 4e-3, torch.float64: 1e-5}
+"""Points are kept at Euclidean norm ≤ (1 - eps)/√c (geoopt's own defaults per dtype)."""
+
+MIN_SIGMA = 1e-4
+"""Lower bound on posterior scales (softplus(·) + MIN_SIGMA)."""
+
+
+def as_curvature(c: float | torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The geoopt curvature ``k = -c`` as a tensor (``c >= 0``; 0 is the Euclidean ablation)."""
+    c_t = torch.as_tensor(c, dtype=like.dtype if like is not None else torch.get_default_dtype())
+    if like is not None:
+        c_t = c_t.to(like.device)
+    if bool((c_t < 0).any()) or not bool(torch.isfinite(c_t).all()):
+        raise ValueError(f"the ball's curvature magnitude c must be a finite number >= 0, got {c}")
+    return -c_t
+
+
+def project(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Clamp points into the open ball (norm ≤ (1 - eps)/√c); NaN-free for inputs at or beyond the edge."""
+    return gmath.project(x, k=k, dim=dim, eps=BOUNDARY_EPS.get(x.dtype, 4e-3))
+
+
+def expmap0(u: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Exponential map at the origin followed by :func:`project`."""
+    return project(gmath.expmap0(u, k=k, dim=dim), k, dim=dim)
+
+
+def logmap0(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Logarithmic map at the origin of clamped points."""
+    return gmath.logmap0(project(x, k, dim=dim), k=k, dim=dim)
+
+
+def dist(x: torch.Tensor, y: torch.Tensor, k: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """Geodesic distance of clamped points (``2/√c · artanh(√c ‖(-x) ⊕ y‖)``)."""
+    return gmath.dist(project(x, k, dim=dim), project(y, k, dim=dim), k=k, dim=dim, keepdim=keepdim)
+
+
+def lambda_x(x: torch.Tensor, k: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
+    """Conformal factor ``2 / (1 - c ‖x‖²)``."""
+    return gmath.lambda_x(x, k=k, dim=dim, keepdim=keepdim)
+
+
+def log_sinhc(x: torch.Tensor) -> torch.Tensor:
+    """``log(sinh(x) / x)`` for ``x >= 0``, accurate at 0 (x²/6) and for large x (x - log 2x)."""
+    x = x.abs()
+    small = x < 1e-3
+    big = x > 20.0
+    xs = torch.where(small | big, torch.ones_like(x), x)
+    mid = torch.log(torch.sinh(xs) / xs)
+    out = torch.where(small, x.square() / 6.0, mid)
+    return torch.where(big, x - torch.log(2.0 * x.clamp_min(MIN_NORM)), out)

@@ -1,0 +1,156 @@
+"""Hyperbolic VAE: a short real training run, and the three bundles through the real CLI."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from conftest import REPO, SCHEMA, run_bundle
+
+from monai_genvq.data import discover_hierarchy_toy, ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet, load_volume
+from monai_genvq.engines import HyperbolicSegmentation, HyperbolicVAETrainer
+from monai_genvq.networks import HyperbolicVAE
+from monai_genvq.transforms import TripletPatchSamplerd
+
+BUNDLES = {name: REPO / "bundles" / name / "configs" for name in ("hyperbolic_toy_seg", "hyperbolic_brats_seg", "hyperbolic_cryoet_seg")}
+SHORT = ("--max_epochs", "1", "--triplets_per_volume", "4")
+
+
+@pytest.fixture(scope="module")
+def tiny_toy(cache_dir):
+    return ensure_hierarchy_toy(n_train=2, n_test=1, size=32)
+
+
+@pytest.mark.parametrize("name", list(BUNDLES))
+def test_metadata_and_configs(name):
+    from monai.bundle import verify_metadata
+
+    configs = BUNDLES[name]
+    verify_metadata(str(configs / "metadata.json"), filepath=str(SCHEMA))
+    meta = json.loads((configs / "metadata.json").read_text())
+    assert meta["version"] in meta["changelog"]
+    train = json.loads((configs / "train.json").read_text())
+    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "initialize", "run", "training"):
+        assert key in train, key
+    assert isinstance(train["train"]["handlers"], list)
+    for variant in ("euclidean", "no_gyroconv", "no_triplet", "riemannian"):
+        json.loads((configs / f"{variant}.json").read_text())
+
+
+def _batches(records, n_batches, triplets, seed=0):
+    sampler = TripletPatchSamplerd("image", num_samples=triplets, patch_size=10, parent_size=(14, 24)).set_random_state(seed)
+    vols = [{"image": load_volume(r["image"])[0]} for r in records]
+    for i in range(n_batches):
+        items = sampler(vols[i % len(vols)])
+        yield {k: torch.stack([it[k] for it in items]) for k in ("parent", "child", "negative")}
+
+
+@pytest.mark.parametrize("config", [
+    {},
+    {"distribution": "riemannian"},
+    {"curvature": 0.0, "decoder_head": "linear"},
+    {"decoder_head": "gyroplane"},
+])
+def test_trainer_runs_every_configuration(config, tiny_toy):
+    torch.manual_seed(0)
+    net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4, **config)
+    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(discover_hierarchy_toy(tiny_toy), 2, 4)), net,
+                                   torch.optim.Adam(net.parameters(), 1e-3), triplet_weight=1.0)
+    trainer.run()
+    out = trainer.state.output
+    assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
+
+
+@pytest.mark.slow
+def test_short_training_loss_drops_and_beats_untrained_model(cache_dir, tmp_path):
+    root = ensure_hierarchy_toy(n_train=2, n_test=1, size=50)
+    records = discover_hierarchy_toy(root, "train")
+    torch.manual_seed(0)
+    net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(8, 16, 16, 16), gyro_channels=8)
+    levels = {"level1": ("label_level1", 2, [0, 1]), "level2": ("label_level2", 4, [0, 1, 2, 3])}
+    test = discover_hierarchy_toy(root, "test")
+    before = HyperbolicSegmentation(net, test, levels, tmp_path / "m" / "before" / "eval", write_segmentations=False).run()
+    losses = []
+    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(records, 60, 16)), net,
+                                   torch.optim.Adam(net.parameters(), 3e-3), kl_weight=0.5)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["rec_loss"])))
+    trainer.run()
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), "the reconstruction loss must drop"
+    after = HyperbolicSegmentation(net, test, levels, tmp_path / "m" / "after" / "eval", write_segmentations=False).run()
+    d_before, d_after = before["levels"]["level1"]["mean"], after["levels"]["level1"]["mean"]
+    assert d_after > 0.8 and d_after > d_before, (d_before, d_after)
+    assert (tmp_path / "m" / "comparison.md").read_text().count("|") > 6
+
+
+@pytest.mark.slow
+def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
+    configs = [BUNDLES["hyperbolic_toy_seg"] / "train.json"]
+    run_bundle("training", configs, tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
+    assert (tmp_path / "outputs" / "hyperbolic" / "models" / "model.pt").is_file()
+    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(tiny_toy))
+    eval_dir = tmp_path / "outputs" / "hyperbolic" / "eval"
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    assert set(metrics["levels"]) == {"level1", "level2", "level3"} and metrics["clustering"] == "poincare"
+    assert all(0 <= v["mean"] <= 1 for v in metrics["levels"].values())
+    name = metrics["volumes"][0]["name"]
+    seg = nib.load(eval_dir / "segmentations" / f"{name}_level3.nii.gz")
+    src = nib.load(discover_hierarchy_toy(tiny_toy, "test")[0]["image"])
+    assert seg.shape == src.shape and np.allclose(seg.affine, src.affine)
+    assert set(np.unique(np.asarray(seg.dataobj))) <= set(range(8))
+    # inference on unlabelled inputs: cluster maps and the per-voxel embedding image, in the input geometry
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "case.nii.gz").write_bytes(open(discover_hierarchy_toy(tiny_toy, "test")[0]["image"], "rb").read())
+    run_bundle("inferring", configs + [BUNDLES["hyperbolic_toy_seg"] / "inference.json"], tmp_path, "--dataset_dir", str(tiny_toy))
+    inf = tmp_path / "outputs" / "hyperbolic" / "inference"
+    emb = nib.load(inf / "embeddings" / "case_embedding.nii.gz")
+    assert emb.shape == src.shape + (2,) and np.allclose(emb.affine, src.affine)
+    assert np.all(np.linalg.norm(np.asarray(emb.dataobj), axis=-1) < 1.0), "embeddings lie inside the unit ball"
+    assert set(np.unique(np.asarray(nib.load(inf / "segmentations" / "case_level2.nii.gz").dataobj))) <= {0, 1, 2, 3}
+    # the Euclidean ablation trains through the same CLI and lands in the comparison table
+    run_bundle("training", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json"], tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
+    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json", BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],
+               tmp_path, "--dataset_dir", str(tiny_toy))
+    table = (tmp_path / "outputs" / "comparison.md").read_text()
+    assert "hyperbolic" in table and "euclidean" in table and "level3" in table
+    assert json.loads((tmp_path / "outputs" / "euclidean" / "eval" / "metrics.json").read_text())["clustering"] == "euclidean"
+
+
+@pytest.mark.slow
+def test_brats_bundle_cli_on_2023_layout(tmp_path):
+    data = generate_synthetic_brats(tmp_path / "brats", n_cases=2, shape=(32, 32, 24), layout="2023", seed=1)
+    configs = [BUNDLES["hyperbolic_brats_seg"] / "train.json"]
+    common = ("--dataset_dir", str(data), "--n_test", "1", "--label_map", "2023")
+    run_bundle("training", configs, tmp_path, *common, *SHORT)
+    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"], tmp_path, *common)
+    metrics = json.loads((tmp_path / "outputs" / "hyperbolic" / "eval" / "metrics.json").read_text())
+    wt = metrics["levels"]["whole_tumour"]
+    assert 0 <= wt["per_label"]["1"]["mean"] <= 1
+    # the wrong label convention (2021 has no label 3) is refused with a clear message
+    with pytest.raises(AssertionError, match="not in the label convention"):
+        run_bundle("evaluating", configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"], tmp_path,
+                   "--dataset_dir", str(data), "--n_test", "1", "--label_map", "2021")
+
+
+@pytest.mark.slow
+def test_cryoet_bundle_cli_writes_mrc(tmp_path):
+    import mrcfile
+
+    data = generate_synthetic_cryoet(tmp_path / "tomo", n_tomograms=2, shape=(24, 32, 32))
+    configs = [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"]
+    run_bundle("training", configs, tmp_path, "--dataset_dir", str(data), *SHORT)
+    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_cryoet_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(data))
+    metrics = json.loads((tmp_path / "outputs" / "hyperbolic" / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["levels"]["classes"]["mean"] <= 1
+    with mrcfile.open(tmp_path / "outputs" / "hyperbolic" / "eval" / "segmentations" / "model_1_classes.mrc") as mrc:
+        assert mrc.data.shape == (24, 32, 32) and float(mrc.voxel_size.x) == pytest.approx(10.0)
+
+
+@pytest.mark.slow
+def test_cli_unreadable_mrc_fails_clearly(tmp_path):
+    data = tmp_path / "tomo" / "model_0"
+    data.mkdir(parents=True)
+    (data / "reconstruction.mrc").write_bytes(b"garbage" * 100)
+    with pytest.raises(AssertionError, match="cannot read MRC file.*reconstruction.mrc"):
+        run_bundle("training", [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"], tmp_path, "--dataset_dir", str(tmp_path / "tomo"), *SHORT)

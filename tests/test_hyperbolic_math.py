@@ -1,0 +1,260 @@
+"""Poincaré-ball math: geoopt identities used by the package, distributions, gyroplanes, clamping."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from monai_genvq.networks.hyperbolic import (
+    GyroplaneConv3d,
+    GyroplaneLayer,
+    HyperbolicVAE,
+    as_curvature,
+    dist,
+    expmap0,
+    gyroplane_conv3d,
+    gyroplane_distance,
+    logmap0,
+    project,
+    riemannian_normal_log_prob,
+    riemannian_normal_radius_cdf,
+    riemannian_normal_radius_log_density,
+    riemannian_normal_sample_radius,
+    wrapped_normal_log_prob,
+    wrapped_normal_rsample,
+)
+from monai_genvq.networks.hyperbolic.manifold import gmath, lambda_x, log_sinhc
+
+torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0, 2.0])
+def test_geoopt_identities_the_layers_rely_on(c):
+    torch.manual_seed(0)
+    k = as_curvature(c)
+    u = torch.randn(20, 3) * 0.7
+    x = expmap0(u, k)
+    assert torch.allclose(logmap0(x, k), u, atol=1e-8)
+    # Riemannian norm at the origin is λ_0‖u‖ = 2‖u‖: d(0, expmap0(u)) = 2‖u‖ (the convention of distributions.py)
+    assert torch.allclose(dist(torch.zeros_like(x), x, k), 2 * u.norm(dim=-1), atol=1e-8)
+    # closed form 2/√c artanh(√c‖x‖)
+    assert torch.allclose(dist(torch.zeros_like(x), x, k), 2 / math.sqrt(c) * torch.atanh(math.sqrt(c) * x.norm(dim=-1)))
+    # transport from the origin is the scaling λ_0/λ_y
+    v = torch.randn(20, 3)
+    assert torch.allclose(gmath.parallel_transport0(x, v, k=k), v * 2 / lambda_x(x, k, keepdim=True))
+    # d(μ, expmap_μ(ε/λ_μ)) = ‖ε‖ (orthonormal tangent coordinates)
+    eps = torch.randn(20, 3) * 0.5
+    y = gmath.expmap(x, eps / lambda_x(x, k, keepdim=True), k=k)
+    assert torch.allclose(dist(x, y, k), eps.norm(dim=-1), atol=1e-7)
+    # Möbius addition: (-x) ⊕ x = 0 and the distance is 2/√c artanh(√c‖(-x) ⊕ y‖)
+    assert torch.allclose(gmath.mobius_add(-x, x, k=k), torch.zeros_like(x), atol=1e-10)
+    m = gmath.mobius_add(-x, y, k=k).norm(dim=-1)
+    assert torch.allclose(dist(x, y, k), 2 / math.sqrt(c) * torch.atanh(math.sqrt(c) * m), atol=1e-8)
+
+
+def test_log_sinhc_matches_direct_formula_and_limits():
+    x = torch.tensor([0.0, 1e-5, 0.5, 3.0, 30.0, 300.0])
+    ref = torch.tensor([0.0, 1e-10 / 6, math.log(math.sinh(0.5) / 0.5), math.log(math.sinh(3.0) / 3.0),
+                        30 - math.log(60.0) + math.log1p(-math.exp(-60)), 300 - math.log(600.0)])
+    assert torch.allclose(log_sinhc(x), ref, rtol=1e-9, atol=1e-12)
+
+
+def _integrate_disk(logp, c, r_max=14.0, nr=3000, nt=400):
+    """∫ p dV over the 2-D ball in geodesic polar coordinates around the origin (dV = sinh(√c r)/√c dr dθ)."""
+    r = torch.linspace(0, r_max, nr)
+    t = torch.linspace(0, 2 * math.pi, nt + 1)[:-1]
+    R, T = torch.meshgrid(r, t, indexing="ij")
+    rho = torch.tanh(math.sqrt(c) * R / 2) / math.sqrt(c)
+    z = torch.stack([rho * torch.cos(T), rho * torch.sin(T)], -1)
+    dens = logp(z).exp() * torch.sinh(math.sqrt(c) * R) / math.sqrt(c)
+    return float(torch.trapezoid(dens, r, dim=0).sum() * (2 * math.pi / nt))
+
+
+@pytest.mark.parametrize("c", [1.0, 2.0])
+def test_wrapped_normal_density_integrates_to_one(c):
+    mu = torch.tensor([0.3, -0.2]) / math.sqrt(c)
+    sigma = torch.tensor([0.4, 0.7])
+    total = _integrate_disk(lambda z: wrapped_normal_log_prob(z, mu, sigma, c), c)
+    assert abs(total - 1.0) < 2e-3
+
+
+def test_wrapped_normal_flat_limit_is_a_gaussian():
+    """c = 0: the density w.r.t. the flat model's volume (2^d dx) is N(2(z-μ); 0, σ²)."""
+    mu, sigma = torch.tensor([0.1, -0.3]), torch.tensor([0.5, 0.2])
+    z = torch.randn(50, 2)
+    ref = torch.distributions.Normal(torch.zeros(2), sigma).log_prob(2 * (z - mu)).sum(-1)
+    assert torch.allclose(wrapped_normal_log_prob(z, mu, sigma, 0.0), ref, atol=1e-10)
+
+
+def test_wrapped_normal_samples_match_the_tangent_gaussian():
+    torch.manual_seed(1)
+    c, mu, sigma = 1.0, torch.tensor([0.5, 0.1]), torch.tensor([0.3, 0.6])
+    z = wrapped_normal_rsample(mu, sigma, c, (20000,))
+    k = as_curvature(c)
+    eps = gmath.logmap(mu.expand_as(z), z, k=k) * lambda_x(mu, k)
+    assert torch.allclose(eps.std(0), sigma, rtol=0.03)
+    assert eps.mean(0).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, 1.8])
+def test_riemannian_normal_density_integrates_to_one(sigma):
+    mu = torch.tensor([0.2, 0.4])
+    total = _integrate_disk(lambda z: riemannian_normal_log_prob(z, mu, torch.tensor([sigma]), 1.0), 1.0, r_max=18.0, nr=6000)
+    assert abs(total - 1.0) < 2e-3
+
+
+@pytest.mark.parametrize("d,sigma", [(2, 0.3), (2, 1.5), (3, 0.4), (3, 1.2), (5, 0.8)])
+def test_riemannian_normal_radius_cdf_and_ks(d, sigma):
+    c = 1.0
+    s = torch.tensor(sigma)
+    # the closed-form CDF equals the quadrature of the radial density
+    for r in (0.2, 1.0, 3.0):
+        quad, _ = integrate.quad(lambda t: math.exp(float(riemannian_normal_radius_log_density(torch.tensor(t), s, c, d))), 0, r)
+        assert abs(quad - float(riemannian_normal_radius_cdf(torch.tensor(r), s, c, d))) < 1e-6
+    torch.manual_seed(0)
+    radii = riemannian_normal_sample_radius(torch.full((4000,), sigma), c, d)
+    cdf = lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), s, c, d).numpy()  # noqa: E731
+    assert stats.kstest(radii.numpy(), cdf).pvalue > 1e-3
+    # a wrong σ is rejected by the same test
+    assert stats.kstest(radii.numpy(), lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), s * 1.3, c, d).numpy()).pvalue < 1e-3
+
+
+def test_riemannian_normal_sigma_gradient_matches_finite_difference():
+    """∂E[r]/∂σ by the implicit reparameterisation equals the derivative of the quadrature mean."""
+    c, d, sigma = 1.0, 3, 0.7
+
+    def mean_radius(s):
+        f = lambda t: t * math.exp(float(riemannian_normal_radius_log_density(torch.tensor(t), torch.tensor(s), c, d)))  # noqa: E731
+        return integrate.quad(f, 0, 30)[0]
+
+    h = 1e-4
+    fd = (mean_radius(sigma + h) - mean_radius(sigma - h)) / (2 * h)
+    torch.manual_seed(0)
+    s = torch.full((40000,), sigma, requires_grad=True)
+    r = riemannian_normal_sample_radius(s, c, d)
+    r.mean().backward()
+    assert abs(float(s.grad.sum()) - fd) < 0.03 * abs(fd)
+
+
+def test_gyroplane_distance_known_answer_and_sign():
+    # plane through the origin with normal e1: the distance of x = t e1 is d(0, x) = 2 artanh(t) (signed)
+    a = torch.tensor([1.0, 0.0])
+    for t in (0.3, -0.6):
+        x = torch.tensor([t, 0.0])
+        assert torch.allclose(gyroplane_distance(x, torch.zeros(2), a, 1.0), torch.tensor(2 * math.atanh(t)))
+        assert torch.allclose(gyroplane_distance(x, torch.zeros(2), -a, 1.0), torch.tensor(-2 * math.atanh(t)))
+
+
+def _naive_gyro(x, p, a, c, padding):
+    """Ganea et al. 2018's formula evaluated voxel by voxel, without geoopt."""
+    b, d, X, Y, Z = x.shape
+    cout, k3, _ = p.shape
+    ks = round(k3 ** (1 / 3))
+    xp = torch.zeros(b, d, X + 2 * padding, Y + 2 * padding, Z + 2 * padding)
+    xp[:, :, padding : padding + X, padding : padding + Y, padding : padding + Z] = x
+    ox, oy, oz = X + 2 * padding - ks + 1, Y + 2 * padding - ks + 1, Z + 2 * padding - ks + 1
+    out = torch.zeros(b, cout, ox, oy, oz)
+
+    def madd(u, v):
+        uv, uu, vv = (u * v).sum(), (u * u).sum(), (v * v).sum()
+        return ((1 + 2 * c * uv + c * vv) * u + (1 - c * uu) * v) / (1 + 2 * c * uv + c**2 * uu * vv)
+
+    for bi in range(b):
+        for o in range(cout):
+            for i in range(ox):
+                for j in range(oy):
+                    for l in range(oz):
+                        total = 0.0
+                        for t in range(k3):
+                            ti, tj, tl = t // (ks * ks), (t // ks) % ks, t % ks
+                            w = madd(-p[o, t], xp[bi, :, i + ti, j + tj, l + tl])
+                            num = 2 * math.sqrt(c) * (w * a[o, t]).sum()
+                            den = (1 - c * (w * w).sum()) * a[o, t].norm()
+                            total += math.asinh(float(num / den)) / math.sqrt(c)
+                        out[bi, o, i, j, l] = total
+    return out
+
+
+@pytest.mark.parametrize("c,padding", [(1.0, 1), (0.5, 0)])
+def test_gyroplane_conv3d_equals_naive_loop(c, padding):
+    torch.manual_seed(0)
+    conv = GyroplaneConv3d(2, 3, kernel_size=3, c=c, padding=padding, bias=False)
+    with torch.no_grad():
+        conv.p_tilde.normal_(0, 0.3)
+    x = expmap0(torch.randn(2, 4, 5, 3, 2) * 0.8, as_curvature(c)).movedim(-1, 1)  # (B=2, d=2, 4, 5, 3)
+    p, a = conv.planes()
+    expected = _naive_gyro(x, p.detach(), a.detach(), c, padding)
+    got = conv(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-8)
+    # and the functional form agrees with the layer's gyroplanes applied one by one
+    single = gyroplane_conv3d(x[:, :, :3, :3, :3], p, a, c)
+    manual = gyroplane_distance(x[:, :, :3, :3, :3].reshape(2, 2, 27).transpose(1, 2)[:, None], p[None], a[None], c).sum(-1)
+    assert torch.allclose(single.reshape(2, 3), manual, atol=1e-10)
+
+
+def test_gyroplane_layer_gradients_flow_and_shapes():
+    layer = GyroplaneLayer(3, 5, c=1.0)
+    x = expmap0(torch.randn(7, 3), as_curvature(1.0))
+    out = layer(x)
+    assert out.shape == (7, 5)
+    out.sum().backward()
+    assert layer.p_tilde.grad is not None and torch.isfinite(layer.a_tilde.grad).all()
+
+
+@pytest.mark.parametrize("norm", [1.0, 1.5, 1e6])
+def test_points_at_or_beyond_the_edge_are_clamped_without_nan(norm):
+    c = 1.0
+    k = as_curvature(c)
+    x = torch.tensor([[norm, 0.0], [0.0, -norm]], dtype=torch.float32)
+    y = torch.tensor([[0.1, 0.2], [0.3, -0.1]], dtype=torch.float32)
+    projected = project(x, k.float())
+    assert (projected.norm(dim=-1) < 1.0).all()
+    for value in (
+        dist(x, y, k.float()),
+        logmap0(x, k.float()),
+        wrapped_normal_log_prob(x, y, torch.full_like(y, 0.5), c),
+        riemannian_normal_log_prob(x.double(), y.double(), torch.tensor([[0.5], [0.5]]), c),
+        gyroplane_distance(x, y, torch.ones_like(y), c),
+    ):
+        assert torch.isfinite(value).all()
+    from monai_genvq.clustering import pairwise_dist
+
+    assert torch.isfinite(pairwise_dist(x, y, c)).all()
+    # huge encoder outputs map to finite points strictly inside the ball
+    assert torch.isfinite(expmap0(torch.tensor([[1e8, 1e8]]), k.float())).all()
+
+
+def test_curvature_and_distribution_arguments_are_checked():
+    with pytest.raises(ValueError, match="curvature"):
+        as_curvature(-1.0)
+    with pytest.raises(ValueError, match="c > 0"):
+        riemannian_normal_sample_radius(torch.tensor([0.5]), 0.0, 2)
+    with pytest.raises(ValueError, match="> 0"):
+        riemannian_normal_sample_radius(torch.tensor([-0.5]), 1.0, 2)
+    with pytest.raises(ValueError, match="Riemannian normal needs curvature"):
+        HyperbolicVAE(curvature=0.0, distribution="riemannian", decoder_head="linear")
+
+
+def test_embed_volume_equals_patchwise_encoding():
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    net = HyperbolicVAE(patch_size=10, latent_dim=3, channels=(4, 8, 8, 8)).eval()
+    vol = torch.rand(1, 14, 12, 11)
+    emb = net.embed_volume(vol, slab=5)
+    assert emb.shape == (3, 14, 12, 11)
+    padded = torch.nn.functional.pad(vol[None], (4, 5, 4, 5, 4, 5), mode="replicate")[0]
+    for i, j, l in [(0, 0, 0), (7, 3, 10), (13, 11, 5)]:
+        mu, _ = net.encode(padded[None, :, i : i + 10, j : j + 10, l : l + 10])
+        assert torch.allclose(mu[0], emb[:, i, j, l], atol=1e-5)
+    with pytest.raises(ValueError, match="patches of shape"):
+        net.encode(torch.rand(2, 1, 8, 8, 8))
