@@ -27,14 +27,13 @@ from monai_genvq.networks.hyperbolic import (
 )
 from monai_genvq.networks.hyperbolic.manifold import gmath, lambda_x, log_sinhc
 
-torch.set_default_dtype(torch.float64)
-
-
 @pytest.fixture(autouse=True)
 def _float64():
+    """These identities are checked in float64; restore the previous default for other test files."""
+    previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
-    torch.set_default_dtype(torch.float32)
+    torch.set_default_dtype(previous)
 
 
 @pytest.mark.parametrize("c", [0.5, 1.0, 2.0])
