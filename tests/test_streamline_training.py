@@ -13,7 +13,7 @@ from monai_genvq.networks import GumbelQuantizer, ResNetAutoencoder
 @pytest.mark.slow
 def test_vqdiff_learns_better_than_mean_streamline_baseline(cache_dir):
     torch.manual_seed(0)
-    data = StreamlineGroups(cache_dir=cache_dir)
+    data = StreamlineGroups()  # generated under the session cache root (the fixture sets MONAI_GENVQ_CACHE)
     train = [{"bundle": torch.as_tensor(s["bundle"])} for s in data.train]
     val = torch.stack([torch.as_tensor(s["bundle"]) for s in data.validation])
     loader = torch.utils.data.DataLoader(train, batch_size=16, shuffle=True)
