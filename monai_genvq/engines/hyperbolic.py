@@ -14,6 +14,8 @@ from torch.optim import Optimizer
 from monai_genvq.losses.hyperbolic import hierarchical_triplet_loss, reconstruction_nll
 from monai_genvq.transforms.patches import TRIPLET_KEYS
 
+from .steps import check_finite_loss, optimizer_step
+
 __all__ = ["HyperbolicVAETrainer", "HYPERBOLIC_LOSS_TERMS", "hyperbolic_loss_terms"]
 
 HYPERBOLIC_LOSS_TERMS = ("loss", "rec_loss", "kl", "triplet")
@@ -94,16 +96,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         mu_p, mu_c, mu_n = out.mu[:b], out.mu[b : 2 * b], out.mu[2 * b :]
         triplet = hierarchical_triplet_loss(mu_p, mu_c, mu_n, curvature, engine.margin)
         loss = rec + engine.kl_weight * kl + engine.triplet_weight * triplet
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss at iteration {engine.state.iteration}: rec={float(rec)}, kl={float(kl)}, "
-                f"triplet={float(triplet)}; lower the learning rate or check the inputs for NaN."
-            )
-        engine.state.output.update({Keys.LOSS: loss, "rec_loss": rec.detach(), "kl": kl.detach(), "triplet": triplet.detach()})
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        check_finite_loss(engine, "hyperbolic VAE", loss=loss, rec=rec, kl=kl, triplet=triplet)
+        engine.state.output.update({"rec_loss": rec.detach(), "kl": kl.detach(), "triplet": triplet.detach()})
+        optimizer_step(engine, loss)
         return engine.state.output
