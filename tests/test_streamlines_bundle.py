@@ -87,3 +87,21 @@ def test_cli_missing_dataset_folder_fails_clearly(tmp_path):
     with pytest.raises(AssertionError, match="does_not_exist"):
         run_bundle("training", [CONFIGS / "train.json"], tmp_path, "--dataset", "tractoinferno",
                    "--dataset_dir", str(tmp_path / "does_not_exist"), *SHORT)
+
+
+def test_inference_network_is_the_trained_network():
+    """inference.json stands alone (MONAI Label loads it without train.json): its network must be built
+    exactly as train.json's, or trained weights would run on differently prepared inputs."""
+    from monai.bundle import ConfigParser
+
+    nets = {}
+    for name in ("train.json", "inference.json"):
+        parser = ConfigParser()
+        parser.read_config(str(CONFIGS / name))
+        parser["bundle_root"] = "."
+        nets[name] = parser.get_parsed_content("network_def")
+    trained, inferring = nets["train.json"], nets["inference.json"]
+    assert inferring.standardize_input == trained.standardize_input
+    assert type(inferring.bottleneck) is type(trained.bottleneck)
+    shapes = {k: v.shape for k, v in trained.state_dict().items()}
+    assert {k: v.shape for k, v in inferring.state_dict().items()} == shapes
