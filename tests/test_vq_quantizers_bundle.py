@@ -33,16 +33,16 @@ TINY = ("--channels", "[8,16]", "--latent_channels", "8", "--num_embeddings", "1
 SHORT = ("--max_epochs", "1", "--train#trainer#epoch_length", "2", "--val_interval", "1")
 
 
-def _parse(configs, tiny_slices, **overrides):
+def _parse(configs, dataset_dir, slices=True, **overrides):
+    """Parse tiny configs; ``slices=True`` adds slices.json after train.json (``dataset_dir`` is a slice folder)."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    if "slices.json" not in configs and "acdc" not in overrides:  # tiny_slices is a slice folder
+    if slices and "slices.json" not in configs:
         configs = [configs[0], "slices.json", *configs[1:]]
-    overrides.pop("acdc", None)
     parser.read_config([str(CONFIGS / c) for c in configs])
     parser.update({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1,
-                   "dataset_dir": str(tiny_slices), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
+                   "dataset_dir": str(dataset_dir), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
     return parser
 
 
@@ -178,10 +178,9 @@ def test_quantizer_table_rows():
     assert table.strip().endswith("| yes |")
 
 
-@pytest.mark.parametrize("source", ["slices.json", "acdc"])
-def test_missing_dataset_folder_fails_clearly(tmp_path, source):
-    configs = ["train.json", "slices.json"] if source == "slices.json" else ["train.json"]
-    parser = _parse(configs, tmp_path / "does_not_exist", acdc=True)
+@pytest.mark.parametrize("slices", [True, False], ids=["slices", "acdc"])
+def test_missing_dataset_folder_fails_clearly(tmp_path, slices):
+    parser = _parse(["train.json"], tmp_path / "does_not_exist", slices=slices)
     with pytest.raises(RuntimeError) as info:
         parser.get_parsed_content("train#dataset")
     cause = info.value.__cause__
@@ -198,7 +197,7 @@ def tiny_acdc(tmp_path_factory):
 
 
 def test_default_data_is_the_acdc_layout_through_the_cardiac_loaders(tiny_acdc):
-    parser = _parse(["train.json", "neural_gas.json"], tiny_acdc, acdc=True)
+    parser = _parse(["train.json", "neural_gas.json"], tiny_acdc, slices=False)
     assert parser.get_parsed_content("dataset") == "acdc"
     lists = parser.get_parsed_content("datalists")
     # 5 training patients: 1 held out for validation, 4 x 5 neighbouring short-axis slices; ACDC's testing split
