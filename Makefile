@@ -29,6 +29,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_streamline_training.py
 	$(PY) benchmarks/bench_buan.py
+	$(PY) benchmarks/bench_quantizers.py
+	$(PY) benchmarks/bench_cardiac.py
+	$(PY) benchmarks/bench_hyperbolic.py
+	$(PY) benchmarks/bench_anatomical_prior.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -218,9 +218,22 @@ class Quantizer(Bottleneck):
             dist.broadcast(vectors, src=0)
         return vectors.to(self.codebook.dtype)
 
+    def init_codebook(self, init_std: float | None = None) -> None:
+        """Create ``self.embedding``, the trainable K×D code table that :attr:`codebook` returns.
+
+        ``init_std=None`` draws codes from U(−1/K, 1/K) (the VQ-VAE initialisation), otherwise from
+        N(0, init_std²) (VQ-Diff uses σ = 2).
+        """
+        self.embedding = nn.Embedding(self.num_embeddings, self.embedding_dim)
+        if init_std is None:
+            nn.init.uniform_(self.embedding.weight, -1.0 / self.num_embeddings, 1.0 / self.num_embeddings)
+        else:
+            nn.init.normal_(self.embedding.weight, 0.0, init_std)
+
     @property
-    def codebook(self) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def codebook(self) -> torch.Tensor:
+        """The (K, D) codes; subclasses that keep them elsewhere (EMA buffers) override this."""
+        return self.embedding.weight
 
     def flatten(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
         """(B, D, *spatial) -> ((N, D), channels-last shape) with N = B·prod(spatial)."""

@@ -125,15 +125,7 @@ class FuzzyCMeansQuantizer(Quantizer):
         self.output = output
         self.commitment_cost = commitment_cost
         self.codebook_cost = codebook_cost
-        self.embedding = torch.nn.Embedding(num_embeddings, embedding_dim)
-        if init_std is None:
-            torch.nn.init.uniform_(self.embedding.weight, -1.0 / num_embeddings, 1.0 / num_embeddings)
-        else:
-            torch.nn.init.normal_(self.embedding.weight, 0.0, init_std)
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self.embedding.weight
+        self.init_codebook(init_std)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)

@@ -62,12 +62,7 @@ class GumbelQuantizer(Quantizer):
             raise ValueError(f"temperature must be positive, got {temperature}.")
         self.temperature = temperature
         self.eval_mode = eval_mode
-        self.embedding = nn.Embedding(num_embeddings, embedding_dim)
-        nn.init.normal_(self.embedding.weight, 0.0, init_std)
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self.embedding.weight
+        self.init_codebook(init_std)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)

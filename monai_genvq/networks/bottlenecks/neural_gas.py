@@ -135,16 +135,8 @@ class NeuralGasQuantizer(Quantizer):
         self.decay_steps = int(decay_steps)
         self.commitment_cost = commitment_cost
         self.codebook_cost = codebook_cost
-        self.embedding = torch.nn.Embedding(num_embeddings, embedding_dim)
-        if init_std is None:
-            torch.nn.init.uniform_(self.embedding.weight, -1.0 / num_embeddings, 1.0 / num_embeddings)
-        else:
-            torch.nn.init.normal_(self.embedding.weight, 0.0, init_std)
+        self.init_codebook(init_std)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self.embedding.weight
 
     @property
     def current_lambda(self) -> float:

@@ -107,15 +107,7 @@ class SampledExpectationQuantizer(Quantizer):
         self.temperature = float(temperature)
         self.commitment_cost = commitment_cost
         self.eval_mode = eval_mode
-        self.embedding = torch.nn.Embedding(num_embeddings, embedding_dim)
-        if init_std is None:
-            torch.nn.init.uniform_(self.embedding.weight, -1.0 / num_embeddings, 1.0 / num_embeddings)
-        else:
-            torch.nn.init.normal_(self.embedding.weight, 0.0, init_std)
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self.embedding.weight
+        self.init_codebook(init_std)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, shape_last = self.flatten(z)

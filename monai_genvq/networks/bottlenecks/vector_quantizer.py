@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .base import Quantizer, QuantizerOutput
 
@@ -43,15 +42,7 @@ class VectorQuantizer(Quantizer):
     ) -> None:
         super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         self.commitment_cost = commitment_cost
-        self.embedding = nn.Embedding(num_embeddings, embedding_dim)
-        if init_std is None:
-            nn.init.uniform_(self.embedding.weight, -1.0 / num_embeddings, 1.0 / num_embeddings)
-        else:
-            nn.init.normal_(self.embedding.weight, 0.0, init_std)
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self.embedding.weight
+        self.init_codebook(init_std)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         flat, _ = self.flatten(z)
