@@ -8,7 +8,13 @@ import pytest
 import torch
 from conftest import REPO, SCHEMA, run_bundle
 
-from monai_genvq.data import SliceImageData, discover_slices, generate_synthetic_slices, synthetic_cardiac_slice
+from monai_genvq.data import (
+    SliceImageData,
+    discover_slices,
+    generate_synthetic_acdc,
+    generate_synthetic_slices,
+    synthetic_cardiac_slice,
+)
 from monai_genvq.transforms import EnsureSlice
 
 BUNDLE = REPO / "bundles" / "vq_quantizers"
@@ -27,13 +33,16 @@ TINY = ("--channels", "[8,16]", "--latent_channels", "8", "--num_embeddings", "1
 SHORT = ("--max_epochs", "1", "--train#trainer#epoch_length", "2", "--val_interval", "1")
 
 
-def _parse(configs, tiny_slices, **overrides):
+def _parse(configs, dataset_dir, slices=True, **overrides):
+    """Parse tiny configs; ``slices=True`` adds slices.json after train.json (``dataset_dir`` is a slice folder)."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
+    if slices and "slices.json" not in configs:
+        configs = [configs[0], "slices.json", *configs[1:]]
     parser.read_config([str(CONFIGS / c) for c in configs])
     parser.update({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1,
-                   "dataset_dir": str(tiny_slices), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
+                   "dataset_dir": str(dataset_dir), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
     return parser
 
 
@@ -118,7 +127,7 @@ def test_every_variant_config_builds_its_quantizer_and_trains_a_step(variant, ti
 @pytest.mark.slow
 def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
     data = ("--dataset_dir", str(tiny_slices))
-    configs = [CONFIGS / "train.json", CONFIGS / "neural_gas.json"]
+    configs = [CONFIGS / "train.json", CONFIGS / "slices.json", CONFIGS / "neural_gas.json"]
     out = run_bundle("training", configs, tmp_path, *data, *TINY, *SHORT, "--log_every", "1")
     assert "val_ssim" in out and "code_use" in out and "perplexity" in out
     run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, *data, *TINY)
@@ -169,9 +178,55 @@ def test_quantizer_table_rows():
     assert table.strip().endswith("| yes |")
 
 
-def test_missing_dataset_folder_fails_clearly(tmp_path):
-    parser = _parse(["train.json"], tmp_path / "does_not_exist")
+@pytest.mark.parametrize("slices", [True, False], ids=["slices", "acdc"])
+def test_missing_dataset_folder_fails_clearly(tmp_path, slices):
+    parser = _parse(["train.json"], tmp_path / "does_not_exist", slices=slices)
     with pytest.raises(RuntimeError) as info:
         parser.get_parsed_content("train#dataset")
     cause = info.value.__cause__
     assert isinstance(cause, FileNotFoundError) and "does_not_exist' does not exist" in str(cause)
+
+
+# ------------------------------------------------------------------ default data: the ACDC-layout phantom
+TINY_ACDC = {"n_train": 5, "n_test": 2, "shape": (96, 96), "n_slices": 6, "n_frames": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_acdc(tmp_path_factory):
+    return generate_synthetic_acdc(tmp_path_factory.mktemp("acdc"), seed=2, **TINY_ACDC)
+
+
+def test_default_data_is_the_acdc_layout_through_the_cardiac_loaders(tiny_acdc):
+    parser = _parse(["train.json", "neural_gas.json"], tiny_acdc, slices=False)
+    assert parser.get_parsed_content("dataset") == "acdc"
+    lists = parser.get_parsed_content("datalists")
+    # 5 training patients: 1 held out for validation, 4 x 5 neighbouring short-axis slices; ACDC's testing split
+    assert (len(lists["train"]), len(lists["validation"]), len(lists["test"])) == (20, 1, 2)
+    assert {d["slice_offset"] for d in lists["train"]} == {-2, -1, 0, 1, 2}
+    assert not {d["subject"] for d in lists["train"]} & {d["subject"] for d in lists["validation"]}
+    batch = next(iter(parser.get_parsed_content("validate#dataloader")))
+    image = batch["image"]
+    assert image.shape == (1, 1, 64, 64) and image.dtype == torch.float32 and set(batch) == {"image", "subject", "slice_offset"}
+    assert float(image.min()) == 0.0 and 0.5 < float(image.max()) <= 1.0, "aligned slice scaled to [0, 1]"
+    centre, corner = image[0, 0, 24:40, 24:40], image[0, 0, :8, :8]
+    assert float(centre.mean()) > 0.1 and float(corner.abs().max()) == 0.0, "heart centred, outside the mask zeroed"
+    # the same record through the cardiac bundle's own preprocessing (no second implementation)
+    from monai.transforms import Resize
+
+    from monai_genvq.transforms import CardiacAlignmentd, LoadCardiacEDd
+
+    ref = CardiacAlignmentd(keys=("image", "label"), size=128)(LoadCardiacEDd()(lists["validation"][0]))["image"]
+    torch.testing.assert_close(image[0], Resize((64, 64), mode="area")(ref).float())
+
+
+@pytest.mark.slow
+def test_cli_trains_and_evaluates_on_the_default_acdc_phantom(cache_dir, tmp_path):
+    data = ("--synthetic_acdc", str({k: list(v) if isinstance(v, tuple) else v for k, v in TINY_ACDC.items()}))
+    configs = [CONFIGS / "train.json", CONFIGS / "vanilla.json"]
+    out = run_bundle("training", configs, tmp_path, *data, *TINY, *SHORT, "--log_every", "1")
+    assert "val_ssim" in out and "perplexity" in out
+    assert (tmp_path / "outputs" / "vanilla" / "models" / "model.pt").is_file()
+    run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, *data, *TINY)
+    metrics = json.loads((tmp_path / "outputs" / "vanilla" / "eval" / "metrics.json").read_text())
+    assert metrics["dataset"] == "synthetic_acdc:test" and metrics["n_images"] == 2
+    assert 0 < metrics["mse"]["mean"] < 1 and 1 <= metrics["codebook"]["perplexity"] <= 16

@@ -153,6 +153,13 @@ class SliceImageData:
         self._splits = splits
         return splits
 
+    def __getitem__(self, split: str) -> list[dict]:
+        """``data["train"]``, ``data["validation"]``, ``data["test"]``: the datalist dict interface
+        of :func:`~monai_genvq.data.cardiac_datalists`, so bundle configs index either the same way."""
+        if split not in _SPLIT_ALIASES:
+            raise KeyError(f"split must be one of {tuple(_SPLIT_ALIASES)}, got {split!r}")
+        return self._build()[split]
+
     @property
     def train(self) -> list[dict]:
         return self._build()["train"]

@@ -18,3 +18,6 @@ __all__ += ["QuantizerEvaluationReport", "collect_quantizer_results", "quantizer
 from .anatomical_prior_report import evaluate_anatomical_prior, load_module_checkpoint, train_supervised_unet
 
 __all__ += ["evaluate_anatomical_prior", "load_module_checkpoint", "train_supervised_unet"]
+from .streamline_prior_report import SAMPLE_STATISTICS, ReferenceStatistics, StreamlinePriorReport, choose_sample_statistics
+
+__all__ += ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport", "choose_sample_statistics"]

@@ -95,6 +95,25 @@ class CodePriorReport:
 
         engine.add_event_handler(Events.COMPLETED, lambda _: self.run())
 
+    def sample_codes(self, device: torch.device) -> torch.Tensor:
+        """``num_samples`` code maps drawn from the prior with the report's seed (global RNG restored)."""
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            return self.prior.sample(self.num_samples, self.spatial_shape, temperature=self.temperature)
+
+    def write_samples(self, sampled: torch.Tensor, references: torch.Tensor, device: torch.device) -> dict:
+        """Decode the sampled code maps and write them (here: PNG grid + 2-D NIfTI images).
+
+        Subclasses override this for other data (see :class:`StreamlinePriorReport`); the returned
+        dict is added to ``metrics.json``.
+        """
+        decoded = self.stage1.decode_samples(sampled.to(device)).float().clamp(0, 1).cpu()
+        save_image_grid(decoded, self.output_dir / "samples.png", nrow=8)
+        save_image_grid(references.clamp(0, 1), self.output_dir / "reference.png", nrow=8)
+        for i, image in enumerate(decoded):
+            save_nifti_slice(image, self.output_dir / "samples" / f"sample_{i:03d}.nii.gz")
+        return {}
+
     @torch.no_grad()
     def run(self) -> dict:
         device = next(self.prior.parameters()).device
@@ -115,15 +134,9 @@ class CodePriorReport:
         hist = torch.bincount(codes_t.reshape(-1), minlength=k).double()
         p = hist / hist.sum()
         marginal = float(-(p[p > 0] * p[p > 0].log2()).sum())
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            sampled = self.prior.sample(self.num_samples, self.spatial_shape, temperature=self.temperature)
-        decoded = self.stage1.decode_samples(sampled.to(device)).float().clamp(0, 1).cpu()
+        sampled = self.sample_codes(device)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        save_image_grid(decoded, self.output_dir / "samples.png", nrow=8)
-        save_image_grid(torch.cat(references)[: self.num_samples].clamp(0, 1), self.output_dir / "reference.png", nrow=8)
-        for i, image in enumerate(decoded):
-            save_nifti_slice(image, self.output_dir / "samples" / f"sample_{i:03d}.nii.gz")
+        extra = self.write_samples(sampled, torch.cat(references)[: self.num_samples], device)
         self.results = {
             "method": self.method,
             "prior": type(self.prior).__name__,
@@ -135,6 +148,7 @@ class CodePriorReport:
             "num_samples": self.num_samples,
             "temperature": self.temperature,
             "sampled_codes_used": int(sampled.unique().numel()),
+            **extra,
         }
         write_json(self.output_dir / "metrics.json", self.results)
         table = markdown_table(

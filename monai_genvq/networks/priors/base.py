@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -118,8 +119,20 @@ class VQStage1(nn.Module):
         return self.autoencoder.bottleneck.quantize(self.autoencoder.encode(images))
 
     @torch.no_grad()
-    def decode_samples(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.autoencoder.decode(self.autoencoder.bottleneck.embed(indices.long()))
+    def decode_samples(self, indices: torch.Tensor, statistics: Any = None) -> torch.Tensor:
+        """Decode index maps; ``statistics`` (an :class:`~monai_genvq.networks.InputStatistics`) are
+        required by autoencoders that standardise their input (``standardize_input=True``): they
+        restore the position and scale the code map does not hold."""
+        latent = self.autoencoder.bottleneck.embed(indices.long())
+        if statistics is None:
+            return self.autoencoder.decode(latent)
+        return self.autoencoder.decode(latent, statistics)
+
+    @torch.no_grad()
+    def input_statistics(self, images: torch.Tensor) -> Any:
+        """The per-sample statistics the autoencoder removes before encoding (None if it does not)."""
+        stats = getattr(self.autoencoder, "input_statistics", None)
+        return stats(images) if stats is not None else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.index_quantize(images)
