@@ -303,6 +303,16 @@ def test_huge_encoder_outputs_give_means_inside_max_radius_with_gradients(curvat
         assert (mu.norm(dim=-1) < math.tanh(1.5) + 1e-6).all() and math.tanh(1.5) < clamp - 0.05
         mu_u, _ = unbounded.encode(x)
         assert torch.allclose(mu_u.norm(dim=-1), torch.full((16,), clamp), atol=1e-5)  # the collapse
+        # ... and the KL exploit that drove it: with σ -> MIN_SIGMA, samples clamped at the edge are
+        # many σ away from where they were drawn, so log q(z) and the one-sample "KL" go very negative
+        for m in (net, unbounded):
+            with torch.no_grad():
+                m.to_sigma.weight.zero_()
+                m.to_sigma.bias.fill_(-30.0)
+        torch.manual_seed(1)
+        kl_bounded, kl_unbounded = net.train()(x).kl, unbounded.train()(x).kl
+        assert (kl_bounded > 0).all() and kl_unbounded.min() < -10.0
+        net.to_sigma.reset_parameters()
     out = net.train()(x)
     loss = out.reconstruction.square().mean() + out.kl.mean() + dist(out.mu[:8], out.mu[8:], k).mean()
     loss.backward()
