@@ -257,3 +257,66 @@ def test_embed_volume_equals_patchwise_encoding():
         assert torch.allclose(mu[0], emb[:, i, j, l], atol=1e-5)
     with pytest.raises(ValueError, match="patches of shape"):
         net.encode(torch.rand(2, 1, 8, 8, 8))
+
+
+def test_bound_tangent0_known_answers_and_identity_near_zero():
+    from monai_genvq.networks.hyperbolic import bound_tangent0
+
+    u = torch.tensor([[0.3, -0.4], [0.0, 0.0], [1e-7, 0.0], [1e9, 0.0]])
+    out = bound_tangent0(u, 4.0)  # R = 2: ‖out‖ = 2 tanh(‖u‖/2)
+    expected = 2.0 * torch.tanh(u.norm(dim=-1) / 2.0)
+    assert torch.allclose(out.norm(dim=-1), expected, atol=1e-12)
+    assert torch.allclose(out[0] / out[0].norm(), u[0] / u[0].norm())  # direction kept
+    assert torch.equal(out[1], u[1]) and torch.allclose(out[2], u[2], rtol=1e-10)
+    # Jacobian is the identity at 0 (tanh(x)/x branch is exact there)
+    jac = torch.autograd.functional.jacobian(lambda v: bound_tangent0(v, 4.0), torch.zeros(2))
+    assert torch.allclose(jac, torch.eye(2))
+    # geodesic distance from the origin after expmap0 saturates at max_radius, for c > 0 and the flat model
+    for c in (0.0, 1.0, 2.0):
+        k = as_curvature(c)
+        x = expmap0(bound_tangent0(torch.tensor([[1e9, 1e9]]), 4.0), k)
+        r = dist(torch.zeros_like(x), x, k)
+        assert float(r) == pytest.approx(4.0, rel=1e-6)
+    with pytest.raises(ValueError, match="max_radius"):
+        bound_tangent0(u, 0.0)
+
+
+@pytest.mark.parametrize("curvature", [1.0, 0.0])
+def test_huge_encoder_outputs_give_means_inside_max_radius_with_gradients(curvature):
+    """Without the bound, huge encoder outputs put every mean on the clamp sphere (the collapse)."""
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    head = "gyroconv" if curvature else "linear"
+    kwargs = dict(patch_size=6, latent_dim=2, channels=(4, 4), curvature=curvature, decoder_head=head)
+    net, unbounded = HyperbolicVAE(max_radius=3.0, **kwargs), HyperbolicVAE(max_radius=None, **kwargs)
+    unbounded.load_state_dict(net.state_dict())
+    for m in (net, unbounded):
+        with torch.no_grad():
+            m.to_mu.weight.mul_(1e4)
+    x = torch.rand(16, 1, 6, 6, 6)
+    k = as_curvature(curvature)
+    mu, _ = net.encode(x)
+    r = dist(torch.zeros_like(mu), mu, k)
+    assert (r <= 3.0 + 1e-4).all() and (r > 2.5).all()  # saturated, but at the bound, not at the clamp
+    if curvature:
+        clamp = 1.0 - 4e-3
+        assert (mu.norm(dim=-1) < math.tanh(1.5) + 1e-6).all() and math.tanh(1.5) < clamp - 0.05
+        mu_u, _ = unbounded.encode(x)
+        assert torch.allclose(mu_u.norm(dim=-1), torch.full((16,), clamp), atol=1e-5)  # the collapse
+        # ... and the KL exploit that drove it: with σ -> MIN_SIGMA, samples clamped at the edge are
+        # many σ away from where they were drawn, so log q(z) and the one-sample "KL" go very negative
+        for m in (net, unbounded):
+            with torch.no_grad():
+                m.to_sigma.weight.zero_()
+                m.to_sigma.bias.fill_(-30.0)
+        torch.manual_seed(1)
+        kl_bounded, kl_unbounded = net.train()(x).kl, unbounded.train()(x).kl
+        assert (kl_bounded > 0).all() and kl_unbounded.min() < -10.0
+        net.to_sigma.reset_parameters()
+    out = net.train()(x)
+    loss = out.reconstruction.square().mean() + out.kl.mean() + dist(out.mu[:8], out.mu[8:], k).mean()
+    loss.backward()
+    grad = net.to_mu.weight.grad
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="max_radius"):
+        HyperbolicVAE(max_radius=-1.0, **kwargs)

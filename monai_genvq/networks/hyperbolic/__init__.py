@@ -13,7 +13,7 @@ from .distributions import (
     wrapped_normal_rsample,
 )
 from .gyroplane import GyroplaneConv3d, GyroplaneLayer, gyroplane_conv3d, gyroplane_distance
-from .manifold import BOUNDARY_EPS, MIN_NORM, MIN_SIGMA, as_curvature, dist, expmap0, logmap0, project
+from .manifold import BOUNDARY_EPS, MIN_NORM, MIN_SIGMA, as_curvature, bound_tangent0, dist, expmap0, logmap0, project
 from .vae import HyperbolicVAE, HyperbolicVAEOutput, patch_offsets
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "riemannian_normal_radius_log_density", "riemannian_normal_rsample", "riemannian_normal_sample_radius",
     "GyroplaneLayer", "GyroplaneConv3d", "gyroplane_conv3d", "gyroplane_distance",
     "HyperbolicVAE", "HyperbolicVAEOutput", "patch_offsets",
+    "bound_tangent0",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "as_curvature",
     "project",
     "expmap0",
+    "bound_tangent0",
     "logmap0",
     "dist",
     "lambda_x",
@@ -55,6 +56,38 @@ def project(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def expmap0(u: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Exponential map at the origin followed by :func:`project`."""
     return project(gmath.expmap0(u, k=k, dim=dim), k, dim=dim)
+
+
+def bound_tangent0(u: torch.Tensor, max_radius: float, dim: int = -1) -> torch.Tensor:
+    """Softly bound a tangent vector at the origin so ``expmap0`` of it lies within geodesic radius ``max_radius``.
+
+    ``u ↦ u · (R tanh(‖u‖/R) / ‖u‖)`` with ``R = max_radius / 2``: the identity near 0, smooth, with
+    ``‖result‖ < R``. In geoopt's convention ``d(0, expmap0(u)) = λ_0 ‖u‖ = 2‖u‖`` for every
+    curvature (the flat ``c = 0`` model included), so the image lies strictly inside the geodesic
+    ball of radius ``max_radius`` — for ``c > 0`` at Euclidean norm ``< tanh(√c·max_radius/2)/√c``.
+
+    Why: without a bound, an encoder can push posterior means to the :func:`project` clamp, where
+    the clamp also removes the radial part of the posterior noise; the means then collapse onto the
+    clamp sphere (a (d-1)-dimensional code) and the radial gradient vanishes.
+
+    Args:
+        u: tangent vectors at the origin (ambient coordinates).
+        max_radius: geodesic radius bound (> 0).
+        dim: the vector dimension.
+
+    Example:
+        >>> u = torch.tensor([[1e6, 0.0]])
+        >>> float(bound_tangent0(u, 4.0).norm())
+        2.0
+    """
+    if not max_radius > 0:
+        raise ValueError(f"max_radius must be > 0, got {max_radius}")
+    half = max_radius / 2.0
+    n = u.norm(dim=dim, keepdim=True) / half
+    small = n < 1e-4
+    ns = torch.where(small, torch.ones_like(n), n)
+    tanhc = torch.where(small, 1.0 - n.square() / 3.0, torch.tanh(ns) / ns)  # tanh(n)/n, exact at 0
+    return u * tanhc
 
 
 def logmap0(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:

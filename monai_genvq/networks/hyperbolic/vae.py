@@ -22,7 +22,7 @@ from .distributions import (
     wrapped_normal_rsample,
 )
 from .gyroplane import GyroplaneConv3d, GyroplaneLayer
-from .manifold import MIN_SIGMA, as_curvature, expmap0, logmap0
+from .manifold import MIN_SIGMA, as_curvature, bound_tangent0, expmap0, logmap0
 
 __all__ = ["HyperbolicVAEOutput", "HyperbolicVAE", "patch_offsets"]
 
@@ -50,7 +50,7 @@ class HyperbolicVAEOutput:
 
     Args:
         reconstruction: (B, C, N, N, N) decoder output (logits for a Bernoulli likelihood).
-        mu: (B, d) posterior means on the ball.
+        mu: (B, d) posterior means on the ball (within geodesic radius ``max_radius`` of the origin).
         sigma: (B, d) (wrapped) or (B, 1) (Riemannian) posterior scales.
         z: (B, d) posterior sample (the mean in eval mode).
         kl: (B,) one-sample Monte-Carlo KL(q(z|x) || p(z)).
@@ -78,6 +78,13 @@ class HyperbolicVAE(nn.Module):
         channels: encoder channels per conv layer (reused in reverse by the decoder).
         gyro_channels: output channels of the decoder's first (gyroplane) layer.
         prior_scale: σ of the prior (same family as the posterior, centred at the origin).
+        max_radius: geodesic radius (from the origin) that posterior means stay strictly inside:
+            ``μ = expmap0(bound_tangent0(W h, max_radius))``, a smooth tanh squash of the tangent
+            norm (:func:`~.manifold.bound_tangent0`). Without it (``None``) the encoder can drive
+            every mean to the ball's numerical clamp (geodesic radius ≈ 6.2 for c = 1 in float32),
+            where the clamp also swallows the radial posterior noise and the codes collapse onto
+            a sphere. Applied identically for ``curvature=0`` (the bound is 2‖u‖ there too) so
+            the Euclidean ablation differs only in curvature.
 
     Example:
         >>> net = HyperbolicVAE(patch_size=10, latent_dim=2)
@@ -98,6 +105,7 @@ class HyperbolicVAE(nn.Module):
         channels: Sequence[int] = (16, 32, 32, 64),
         gyro_channels: int = 32,
         prior_scale: float = 1.0,
+        max_radius: float | None = 3.0,
     ) -> None:
         super().__init__()
         if spatial_dims != 3:
@@ -110,11 +118,13 @@ class HyperbolicVAE(nn.Module):
             raise ValueError("the Riemannian normal needs curvature > 0; use distribution='wrapped' for a Euclidean latent")
         if curvature == 0 and decoder_head != "linear":
             raise ValueError("a Euclidean latent (curvature=0) uses decoder_head='linear'")
+        if max_radius is not None and not max_radius > 0:
+            raise ValueError(f"max_radius must be > 0 or None, got {max_radius}")
         if patch_size < 2:
             raise ValueError(f"patch_size must be >= 2, got {patch_size}")
         self.patch_size, self.latent_dim, self.curvature = patch_size, latent_dim, float(curvature)
         self.distribution, self.decoder_head, self.prior_scale = distribution, decoder_head, prior_scale
-        self.in_channels = in_channels
+        self.in_channels, self.max_radius = in_channels, max_radius
 
         kernels = _shrinking_kernels(patch_size)
         chans = list(channels)[: len(kernels)]
@@ -149,8 +159,14 @@ class HyperbolicVAE(nn.Module):
         return as_curvature(self.curvature, like)
 
     def _posterior(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder features (B, F, *s) -> μ on the ball and σ, both channel-last (B, *s, d)."""
+        """Encoder features (B, F, *s) -> μ on the ball and σ, both channel-last (B, *s, d).
+
+        The only place where posterior means are mapped onto the ball (training and
+        :meth:`embed_volume` alike): the tangent vector is bounded first (``max_radius``).
+        """
         mu_t = self.to_mu(h).movedim(1, -1)
+        if self.max_radius is not None:
+            mu_t = bound_tangent0(mu_t, self.max_radius)
         sigma = F.softplus(self.to_sigma(h).movedim(1, -1)) + MIN_SIGMA
         return expmap0(mu_t, self._k(mu_t)), sigma
 
