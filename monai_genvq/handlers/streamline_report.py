@@ -9,7 +9,7 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 
 from ..metrics.buan import bundle_adjacency_batched, summarize_buan
-from ..networks.bottlenecks import codebook_perplexity
+from ..networks.bottlenecks import codebook_statistics
 from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
 from ..transforms.streamlines import StreamlineNormalizer
 
@@ -149,15 +149,14 @@ class StreamlineEvaluationReport:
             return None
         device = next(self.network.parameters()).device
         self.network.eval()
-        counts = torch.zeros(num_embeddings, dtype=torch.float64)
+        indices = []
         with torch.no_grad():
             for start in range(0, len(inputs), 64):
-                out = self.network(inputs[start : start + 64].to(device)).bottleneck
-                counts += torch.bincount(out.indices.reshape(-1).cpu(), minlength=num_embeddings).double()
-        probs = counts / counts.sum()
+                indices.append(self.network(inputs[start : start + 64].to(device)).bottleneck.indices.reshape(-1).cpu())
+        stats = codebook_statistics(num_embeddings, torch.cat(indices))
         return {
-            "perplexity": float(codebook_perplexity(num_embeddings, probs=probs.unsqueeze(0))),
-            "codebook_use": float((counts > 0).double().mean()),
+            "perplexity": stats["perplexity"],
+            "codebook_use": stats["code_use"],
             "num_embeddings": int(num_embeddings),
         }
 
