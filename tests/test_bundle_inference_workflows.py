@@ -1,0 +1,258 @@
+"""Every bundle's ``configs/inference.json``: standalone, MONAI Label ``BundleInferTask``-compatible, exportable.
+
+The tests walk ``bundles/`` so a new bundle is covered automatically (and fails until it has an
+inference config, an example input below and an export wrapper). They drive the config the way
+MONAI Label's ``BundleInferTask`` does — ``bundle_root`` set to the bundle, weights at
+``<bundle>/models/model.pt``, ``preprocessing`` / ``inferer(inputs, network)`` / ``postprocessing``
+taken from the parsed config, a ``label`` key in the request — without needing monailabel itself,
+then export ``export_network_def`` with ``ckpt_export`` and compare the TorchScript output to the
+eager one. Weights are a freshly built network's (no training here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, run_bundle
+from monai.bundle import ConfigParser
+
+BUNDLES = sorted(p for p in (REPO / "bundles").iterdir() if (p / "configs").is_dir())
+IDS = [b.name for b in BUNDLES]
+# the training configs whose network the inference network must equal, with overrides that avoid data/checkpoints
+TRAINING = {
+    "anatomical_prior_seg": (["train_prior.json", "train_image.json"], {"prior": "@prior_def", "location_prior": None}),
+}
+REQUIRED_IDS = ("bundle_root", "device", "network_def", "network", "checkpoint", "preprocessing", "inferer",
+                "postprocessing", "dataset#data", "run", "inferring", "export_network_def", "export_input_shape")
+SLICE_SHAPE = (40, 48)  # a 2-D input of another size than the network's, so resizing and its inversion run
+VOLUME_SHAPE = (12, 11, 13)
+
+
+def _parser(configs: list[Path], bundle_root: Path, **overrides) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config([str(c) for c in configs])
+    parser["bundle_root"] = str(bundle_root)
+    parser["device"] = "$torch.device('cpu')"
+    for k, v in overrides.items():
+        parser[k] = v
+    return parser
+
+
+def _kind(bundle: Path) -> str:
+    """Which example input the bundle takes: its inference config's loader says it."""
+    text = (bundle / "configs" / "inference.json").read_text()
+    if "streamline_inference_items" in text:
+        return "streamlines"
+    if "LoadVolumed" in text:
+        return "mrc" if "cryoet" in bundle.name else "volume"
+    if "EnsureSliced" in text:
+        return "slice"
+    raise AssertionError(f"{bundle.name}: add an example input for its inference.json to {__file__}")
+
+
+def _make_input(bundle: Path, root: Path) -> Path:
+    """One tiny input in ``<root>/inputs`` (plus the streamline normaliser under ``<root>/models``)."""
+    rng = np.random.default_rng(0)
+    inputs = root / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    kind = _kind(bundle)
+    if kind == "slice":
+        path = inputs / "case.nii.gz"
+        img = np.zeros(SLICE_SHAPE, np.float32)
+        img[10:30, 12:36] = rng.uniform(0.5, 1.0, (20, 24))
+        nib.save(nib.Nifti1Image(img, np.diag([1.5, 1.5, 8.0, 1.0])), str(path))
+    elif kind == "volume":
+        path = inputs / "case.nii.gz"
+        vol = rng.uniform(0.0, 1.0, VOLUME_SHAPE).astype(np.float32)
+        vol[:2] = 0.0  # background, masked out by bundles that cluster only the non-zero voxels
+        nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.2, 1.5, 1.0])), str(path))
+    elif kind == "mrc":
+        from monai_genvq.data.cryoet import write_mrc
+
+        path = write_mrc(inputs / "case.mrc", rng.normal(size=VOLUME_SHAPE).astype(np.float32), voxel_size=10.0)
+    else:
+        from monai_genvq.data import save_streamlines
+        from monai_genvq.transforms import StreamlineNormalizer
+
+        base = np.linspace([0.0, 0.0, 0.0], [40.0, 20.0, 10.0], 30)
+        streams = [base + rng.normal(scale=1.0, size=(1, 3)) + 20.0 for _ in range(12)]
+        path = save_streamlines(inputs / "case.trk", streams)
+        StreamlineNormalizer().fit(np.concatenate(streams)).save(root / "models" / "streamline_normalization.json")
+    return Path(path)
+
+
+def _save_fresh_weights(bundle: Path, root: Path) -> torch.nn.Module:
+    """A freshly built network's state dict at ``<root>/models/model.pt`` ({"model": ...}, as CheckpointSaver writes)."""
+    torch.manual_seed(0)
+    net = _parser([bundle / "configs" / "inference.json"], root).get_parsed_content("network_def")
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    torch.save({"model": net.state_dict()}, root / "models" / "model.pt")
+    return net
+
+
+def _scalars(net: torch.nn.Module) -> dict:
+    """Every submodule's plain hyperparameters (ints, floats, strings, tuples): what two builds must share."""
+    out = {}
+    for name, mod in net.named_modules():
+        for k, v in vars(mod).items():
+            if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple)):
+                out[f"{name}.{k}"] = v
+    return out
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_inference_config_stands_alone_with_the_trained_network(bundle, tmp_path):
+    """inference.json holds MONAI Label's ids and builds exactly the network its training config trains
+    (MONAI Label loads inference.json alone: a different network would not take the trained weights)."""
+    configs = bundle / "configs"
+    assert (configs / "inference.json").is_file(), f"{bundle.name} has no configs/inference.json"
+    parser = _parser([configs / "inference.json"], tmp_path)
+    for key in REQUIRED_IDS:
+        assert key in parser, f"{bundle.name}/configs/inference.json lacks the id '{key}'"
+    files, overrides = TRAINING.get(bundle.name, (["train.json"], {}))
+    trained = _parser([configs / f for f in files], tmp_path, **overrides).get_parsed_content("network_def")
+    inferring = parser.get_parsed_content("network_def")
+    assert type(inferring) is type(trained)
+    assert {k: v.shape for k, v in inferring.state_dict().items()} == {k: v.shape for k, v in trained.state_dict().items()}
+    assert _scalars(inferring) == _scalars(trained)
+    # the weights: the in-place training output wins, MONAI Label's <bundle>/models/model.pt is the fallback
+    ckpt_dir = Path(parser.get_parsed_content("ckpt_dir"))
+    assert Path(parser.get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"  # neither exists: the usual place
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.pt").write_bytes(b"")
+    assert Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint")) == tmp_path / "models" / "model.pt"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "model.pt").write_bytes(b"")
+    assert Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_bundle_infer_task_path(bundle, tmp_path):
+    """What BundleInferTask does: preprocessing -> inferer(image[None], network) -> tensor -> postprocessing,
+    with the weights from <bundle>/models/model.pt and a ``label`` key riding along in the request."""
+    source = _make_input(bundle, tmp_path)
+    _save_fresh_weights(bundle, tmp_path)
+    parser = _parser([bundle / "configs" / "inference.json"], tmp_path)
+    assert Path(parser.get_parsed_content("checkpoint")) == tmp_path / "models" / "model.pt"
+    network = parser.get_parsed_content("network_def")
+    state = torch.load(parser.get_parsed_content("checkpoint"), map_location="cpu", weights_only=True)
+    network.load_state_dict(state["model"])
+    network.eval()
+    items = parser.get_parsed_content("dataset#data")
+    assert len(items) == 1
+    key = parser.get("prepare_batch", {}).get("key", "image")
+    data = {**items[0], "label": str(source)}  # MONAI Label may send the current label: it must be tolerated
+    data = parser.get_parsed_content("preprocessing")(data)
+    inputs = torch.as_tensor(data[key])[None]
+    with torch.no_grad():
+        pred = parser.get_parsed_content("inferer")(inputs, network)
+    assert isinstance(pred, torch.Tensor) and torch.isfinite(pred.float()).all()
+    kind = _kind(bundle)
+    if kind in ("volume", "mrc"):
+        assert pred.shape == (1, 1, *VOLUME_SHAPE)
+        ids = set(torch.unique(pred).tolist())
+        assert ids <= set(range(parser.get_parsed_content("n_clusters") + 1)) and len(ids - {0}) >= 2
+        if parser.get_parsed_content("mask") == "nonzero":
+            assert (pred[0, 0, :2] == 0).all() and (pred[0, 0, 2:] > 0).float().mean() > 0.9
+    else:
+        assert pred.shape[0] == 1 and pred.shape[2:] == inputs.shape[2:]
+    data["pred"] = pred[0]
+    out = parser.get_parsed_content("postprocessing")(data)
+    if kind == "slice":  # written back at the input's size and affine
+        written = next(Path(parser.get_parsed_content("inference_dir")).glob("case_*.nii.gz"))
+        img = nib.load(written)
+        assert img.shape == SLICE_SHAPE and np.allclose(img.affine, nib.load(source).affine)
+        if "argmax" in json.dumps(parser.get("inferer")):
+            labels = set(np.unique(np.asarray(img.dataobj)).tolist())
+            assert labels <= set(range(parser.get_parsed_content("num_labels")))
+    else:
+        assert torch.equal(torch.as_tensor(out["pred"]).to(pred.dtype), pred[0])
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
+    """``ckpt_export export_network_def`` (traced: our networks return dataclasses) loads the training checkpoint
+    format, and the TorchScript file reproduces the eager tensor."""
+    from monai.bundle import ckpt_export
+
+    from monai_genvq.networks import network_tensor
+
+    net = _save_fresh_weights(bundle, tmp_path).eval()
+    configs = bundle / "configs"
+    parser = _parser([configs / "inference.json"], tmp_path)
+    shape = parser.get_parsed_content("export_input_shape")
+    filepath = tmp_path / "models" / "model.ts"
+    ckpt_export(
+        "export_network_def", filepath=str(filepath), ckpt_file=str(tmp_path / "models" / "model.pt"),
+        meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"), key_in_ckpt="model",
+        use_trace=True, input_shape=shape, bundle_root=str(tmp_path), device="$torch.device('cpu')",
+    )
+    exported = torch.jit.load(str(filepath))
+    spec = parser.get("export_network_def")
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
+        got = exported(x)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    # the bundle's own inferer accepts the exported module in place of the eager network (model.ts in MONAI Label)
+    if _kind(bundle) not in ("volume", "mrc"):
+        with torch.no_grad():
+            via_inferer = parser.get_parsed_content("inferer")(x, exported)
+            assert torch.allclose(via_inferer.float(), parser.get_parsed_content("inferer")(x, net).float(), atol=1e-5)
+
+
+def test_monailabel_bundle_infer_task(tmp_path):
+    """MONAI Label's own BundleInferTask on one bundle (needs ``pip install monailabel``, which pulls torchvision)."""
+    pytest.importorskip("monailabel.tasks.infer.bundle", reason="monailabel is not installed (its import needs torchvision)")
+    from monailabel.tasks.infer.bundle import BundleInferTask
+
+    for bundle in BUNDLES:
+        if _kind(bundle) != "slice":
+            continue
+        root = tmp_path / bundle.name
+        shutil.copytree(bundle / "configs", root / "configs")
+        source = _make_input(bundle, root)
+        _save_fresh_weights(bundle, root)
+        task = BundleInferTask(str(root), {})
+        assert task.is_valid(), bundle.name
+        data = {"image": str(source), "label": str(source), "device": "cpu"}
+        for t in task.pre_transforms(data):
+            data = t(data)
+        data = task.run_inferer(data, device="cpu")
+        assert isinstance(data["pred"], torch.Tensor) and data["pred"].shape[1:] == (64, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_cli_inferring(bundle, tmp_path):
+    """``python -m monai.bundle run inferring --config_file inference.json`` alone, weights in <root>/models/model.pt."""
+    source = _make_input(bundle, tmp_path)
+    _save_fresh_weights(bundle, tmp_path)
+    run_bundle("inferring", [bundle / "configs" / "inference.json"], tmp_path)
+    parser = _parser([bundle / "configs" / "inference.json"], tmp_path)
+    inference_dir = Path(parser.get_parsed_content("inference_dir"))
+    kind = _kind(bundle)
+    if kind == "slice":
+        written = sorted(inference_dir.glob("case_*.nii.gz"))
+        assert len(written) == 1 and nib.load(written[0]).shape == SLICE_SHAPE
+        if (inference_dir / "latents.json").exists() or "LatentCodeWriter" in (bundle / "configs" / "inference.json").read_text():
+            latents = json.loads((inference_dir / "latents.json").read_text())
+            assert list(latents) == ["case"] and len(latents["case"]["mu"]) == parser.get_parsed_content("latent_dim")
+    elif kind in ("volume", "mrc"):
+        segs = sorted((inference_dir / "segmentations").glob("case_*"))
+        assert segs, f"no segmentation written in {inference_dir}"
+        if kind == "volume":
+            seg = nib.load(segs[0])
+            assert seg.shape == VOLUME_SHAPE and np.allclose(seg.affine, nib.load(source).affine)
+        else:
+            from monai_genvq.data.cryoet import read_mrc
+
+            assert read_mrc(segs[0])[0].shape == VOLUME_SHAPE and segs[0].suffix == ".mrc"
+    else:
+        assert (inference_dir / "case_recon.trk").is_file()
