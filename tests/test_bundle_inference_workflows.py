@@ -229,12 +229,26 @@ def test_monailabel_bundle_infer_task(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
-def test_cli_inferring(bundle, tmp_path):
-    """``python -m monai.bundle run inferring --config_file inference.json`` alone, weights in <root>/models/model.pt."""
-    source = _make_input(bundle, tmp_path)
+def test_cli_inferring_subprocess(tmp_path):
+    """The real ``python -m monai.bundle run inferring --config_file inference.json`` (one bundle: a subprocess
+    costs ~20 s of imports on a loaded machine; every bundle runs the same ``monai.bundle.run`` in-process below)."""
+    bundle = REPO / "bundles" / "vq_quantizers"
+    _make_input(bundle, tmp_path)
     _save_fresh_weights(bundle, tmp_path)
     run_bundle("inferring", [bundle / "configs" / "inference.json"], tmp_path)
+    assert nib.load(tmp_path / "outputs" / "vanilla" / "inference" / "case_recon.nii.gz").shape == SLICE_SHAPE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_run_inferring(bundle, tmp_path):
+    """``monai.bundle.run("inferring", config_file=inference.json)`` (what the CLI calls) alone, weights in <root>/models/model.pt."""
+    from monai.bundle import run
+
+    source = _make_input(bundle, tmp_path)
+    _save_fresh_weights(bundle, tmp_path)
+    run("inferring", config_file=str(bundle / "configs" / "inference.json"), bundle_root=str(tmp_path),
+        logging_file=str(bundle / "configs" / "logging.conf"))
     parser = _parser([bundle / "configs" / "inference.json"], tmp_path)
     inference_dir = Path(parser.get_parsed_content("inference_dir"))
     kind = _kind(bundle)

@@ -76,22 +76,21 @@ class LatentCodeWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
         engine.add_event_handler(Events.COMPLETED, self.completed)
 
-    def _names(self, batch: Any, n: int) -> list[str]:
-        image = batch[self.image_key]
-        files = getattr(image, "meta", {}).get("filename_or_obj") if hasattr(image, "meta") else None
-        if files is None and isinstance(batch.get(f"{self.image_key}_meta_dict"), dict):
-            files = batch[f"{self.image_key}_meta_dict"].get("filename_or_obj")
-        if isinstance(files, (list, tuple)) and len(files) == n:
-            return [Path(str(f)).name.split(".nii")[0] for f in files]
-        start = len(self.codes)
-        return [f"{start + i:04d}" for i in range(n)]
+    def _names(self, images: list[Any]) -> list[str]:
+        names = []
+        for i, img in enumerate(images):
+            f = getattr(img, "meta", {}).get("filename_or_obj") if hasattr(img, "meta") else None
+            names.append(Path(str(f)).name.split(".nii")[0] if f else f"{len(self.codes) + i:04d}")
+        return names
 
     def iteration_completed(self, engine: Engine) -> None:
-        batch = engine.state.batch
-        x = torch.as_tensor(batch[self.image_key]).to(next(self.network.parameters()).device).float()
+        batch = engine.state.batch  # a dict of batched tensors, or a list of items once decollated
+        items = batch if isinstance(batch, list) else None
+        images = [item[self.image_key] for item in items] if items is not None else list(batch[self.image_key])
+        x = torch.stack([torch.as_tensor(im) for im in images]).to(next(self.network.parameters()).device).float()
         with torch.no_grad():
             mu = self.network.encode(x)[0].cpu()
-        for name, m in zip(self._names(batch, mu.shape[0]), mu):
+        for name, m in zip(self._names(images), mu):
             entry: dict[str, Any] = {"mu": [float(v) for v in m]}
             for attr, dim in zip(self.attribute_names, self.regularized_dims or []):
                 entry[attr] = float(m[dim])
