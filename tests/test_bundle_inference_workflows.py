@@ -221,7 +221,7 @@ def test_monailabel_bundle_infer_task(tmp_path):
         _save_fresh_weights(bundle, root)
         task = BundleInferTask(str(root), {})
         assert task.is_valid(), bundle.name
-        data = {"image": str(source), "label": str(source), "device": "cpu"}
+        data = {"image": str(source), "label": str(source), "device": "cpu", "model_filename": "model.pt"}
         for t in task.pre_transforms(data):
             data = t(data)
         data = task.run_inferer(data, device="cpu")
