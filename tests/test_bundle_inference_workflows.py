@@ -106,6 +106,61 @@ def _scalars(net: torch.nn.Module) -> dict:
     return out
 
 
+def test_tensor_output_network_keeps_checkpoint_keys_and_picks_the_field():
+    from monai_genvq.networks import ResNetAutoencoder, TensorOutputNetwork, network_tensor
+
+    torch.manual_seed(0)
+    net = ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4, num_res_blocks=1).eval()
+    wrapped = TensorOutputNetwork(ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4,
+                                                    num_res_blocks=1), output="reconstruction").eval()
+    assert list(wrapped.state_dict()) == list(net.state_dict())  # no "network." prefix: training checkpoints load as they are
+    wrapped.load_state_dict(net.state_dict())
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(wrapped(x), net(x).reconstruction)
+        assert torch.equal(network_tensor(net, x, output="reconstruction"), net(x).reconstruction)
+    with pytest.raises(ValueError, match="output"):
+        network_tensor(net, x)  # a dataclass result needs the field named
+    with pytest.raises(ValueError, match="no method"):
+        TensorOutputNetwork(net, method="does_not_exist")
+
+
+def test_cluster_embedding_separates_groups_and_respects_the_mask():
+    from monai_genvq.engines import HyperbolicClusterInferer, cluster_embedding
+
+    emb = torch.zeros(2, 4, 6)
+    emb[:, :, :3] = torch.tensor([-0.6, 0.1])[:, None, None]
+    emb[:, :, 3:] = torch.tensor([0.5, -0.2])[:, None, None]
+    emb += 0.01 * torch.randn(emb.shape, generator=torch.Generator().manual_seed(0))
+    for c in (1.0, 0.0):  # Poincaré and Euclidean k-means
+        ids = cluster_embedding(emb, 2, c)
+        assert len(set(ids[:, :3].ravel())) == 1 and len(set(ids[:, 3:].ravel())) == 1 and ids[0, 0] != ids[0, 3]
+    keep = np.ones((4, 6), bool)
+    keep[0] = False
+    ids = cluster_embedding(emb, 2, 1.0, keep)
+    assert (ids[0] == -1).all() and (ids[1:] >= 0).all()
+    with pytest.raises(ValueError, match="clusters"):
+        cluster_embedding(emb, 30, 1.0)
+    with pytest.raises(ValueError, match="clustering"):
+        HyperbolicClusterInferer(2, clustering="spectral")
+    with pytest.raises(ValueError, match="curvature"):
+        HyperbolicClusterInferer(2, curvature=0.0, clustering="poincare")
+    assert HyperbolicClusterInferer(2, curvature=1.0, clustering="euclidean").curvature == 0.0
+
+
+def test_resolve_checkpoint_prefers_the_first_existing_file(tmp_path):
+    from monai_genvq.handlers import resolve_checkpoint
+
+    a, b = tmp_path / "outputs" / "model.pt", tmp_path / "models" / "model.pt"
+    assert resolve_checkpoint(a, b) == str(a)  # neither exists: the usual place, so the error names it
+    b.parent.mkdir()
+    b.write_bytes(b"x")
+    assert resolve_checkpoint(a, b) == str(b)
+    a.parent.mkdir()
+    a.write_bytes(b"x")
+    assert resolve_checkpoint(a, b) == str(a)
+
+
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
 def test_inference_config_stands_alone_with_the_trained_network(bundle, tmp_path):
     """inference.json holds MONAI Label's ids and builds exactly the network its training config trains
@@ -208,12 +263,13 @@ def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
 
 
 def test_monailabel_bundle_infer_task(tmp_path):
-    """MONAI Label's own BundleInferTask on one bundle (needs ``pip install monailabel``, which pulls torchvision)."""
+    """MONAI Label's own BundleInferTask on every image bundle (needs ``pip install monailabel``, which pulls torchvision)."""
     pytest.importorskip("monailabel.tasks.infer.bundle", reason="monailabel is not installed (its import needs torchvision)")
     from monailabel.tasks.infer.bundle import BundleInferTask
 
     for bundle in BUNDLES:
-        if _kind(bundle) != "slice":
+        kind = _kind(bundle)
+        if kind == "streamlines":  # .trk tractograms are not a MONAI Label data type
             continue
         root = tmp_path / bundle.name
         shutil.copytree(bundle / "configs", root / "configs")
@@ -225,7 +281,12 @@ def test_monailabel_bundle_infer_task(tmp_path):
         for t in task.pre_transforms(data):
             data = t(data)
         data = task.run_inferer(data, device="cpu")
-        assert isinstance(data["pred"], torch.Tensor) and data["pred"].shape[1:] == (64, 64)
+        for t in task.post_transforms(data):
+            data = t(data)
+        pred = data["pred"]
+        assert isinstance(pred, torch.Tensor), bundle.name
+        expected = SLICE_SHAPE if kind == "slice" else VOLUME_SHAPE  # Restored drops a volume's singleton channel
+        assert tuple(pred.shape[-len(expected):]) == expected, (bundle.name, pred.shape)
 
 
 @pytest.mark.slow
@@ -258,6 +319,9 @@ def test_run_inferring(bundle, tmp_path):
         if (inference_dir / "latents.json").exists() or "LatentCodeWriter" in (bundle / "configs" / "inference.json").read_text():
             latents = json.loads((inference_dir / "latents.json").read_text())
             assert list(latents) == ["case"] and len(latents["case"]["mu"]) == parser.get_parsed_content("latent_dim")
+            names, dims = parser.get_parsed_content("attribute_names"), parser.get_parsed_content("regularized_dims")
+            assert all(latents["case"][n] == latents["case"]["mu"][d] for n, d in zip(names, dims))
+            assert (inference_dir / "latents.csv").read_text().splitlines()[0].startswith("name," + ",".join(names))
     elif kind in ("volume", "mrc"):
         segs = sorted((inference_dir / "segmentations").glob("case_*"))
         assert segs, f"no segmentation written in {inference_dir}"
