@@ -255,8 +255,14 @@ def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
         expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
         got = exported(x)
     assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    if _kind(bundle) in ("volume", "mrc"):  # the traced per-voxel embedding is not tied to the traced volume size
+        for size in (VOLUME_SHAPE, (20, 18, 22)):
+            x = torch.rand(1, shape[1], *size, generator=torch.Generator().manual_seed(2))
+            with torch.no_grad():
+                expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
+                assert torch.allclose(exported(x), expected, atol=1e-5, rtol=1e-4), size
     # the bundle's own inferer accepts the exported module in place of the eager network (model.ts in MONAI Label)
-    if _kind(bundle) not in ("volume", "mrc"):
+    else:
         with torch.no_grad():
             via_inferer = parser.get_parsed_content("inferer")(x, exported)
             assert torch.allclose(via_inferer.float(), parser.get_parsed_content("inferer")(x, net).float(), atol=1e-5)

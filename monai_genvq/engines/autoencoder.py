@@ -11,6 +11,7 @@ from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
+
 from monai_genvq.networks.export import network_tensor
 
 from .steps import check_finite_loss, optimizer_step
