@@ -111,7 +111,7 @@ def _is_continuous(values: np.ndarray) -> bool:
     return values.dtype.kind == "f" and len(np.unique(values)) > 12
 
 
-def _draw(ax, xy: np.ndarray, values: np.ndarray, name: str, plt) -> None:
+def _draw(ax, xy: np.ndarray, values: np.ndarray, name: str, plt, loc: str = "best") -> None:
     if _is_continuous(values):
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap="viridis", s=8, linewidths=0)
         bar = plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
@@ -124,7 +124,7 @@ def _draw(ax, xy: np.ndarray, values: np.ndarray, name: str, plt) -> None:
         sel = values == cls
         ax.scatter(xy[sel, 0], xy[sel, 1], s=8, linewidths=0, color=cmap(i % cmap.N), label=str(cls))
     if len(classes) <= 20:
-        ax.legend(fontsize=6, markerscale=1.5, loc="best", title=name, title_fontsize=7, frameon=False)
+        ax.legend(fontsize=6, markerscale=1.5, loc=loc, title=name, title_fontsize=7, frameon=False)
 
 
 def save_latent_projection(
@@ -169,7 +169,7 @@ def save_latent_projection(
             ax.scatter(xy[:, 0], xy[:, 1], s=8, linewidths=0)
         else:
             values = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
-            _draw(ax, xy, values, name, plt)
+            _draw(ax, xy, values, name, plt, "upper right" if poincare else "best")
         if poincare:
             ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="black", linewidth=1))
             ax.set_xlim(-1.05, 1.05), ax.set_ylim(-1.05, 1.05)
