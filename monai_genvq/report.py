@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -498,7 +499,7 @@ def build_report(bundles_dir: str | os.PathLike = "bundles", output: str | os.Pa
     ]
     if ctx.skipped:
         text.append("## Skipped files\n\n" + markdown_table(["file", "reason"], [[f"`{p}`", r] for p, r in ctx.skipped]))
-    return "\n".join(text)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(text))
 
 
 def _anchor(title: str) -> str:

@@ -151,8 +151,8 @@ def _quantizer_eval(out: Path, method: str):
         return _run(QuantizerEvaluationReport(str(out), net, method, "acdc_phantom:test"), [x[:3], x[3:]], step).results
 
 
-def _cardiac_eval(out: Path, method: str, regularized, projections=("pca", "tsne")):
-    torch.manual_seed(0)
+def _cardiac_eval(out: Path, method: str, regularized, projections=("pca", "tsne"), seed=0):
+    torch.manual_seed(seed)
     net = ConvVAE(image_size=16, channels=(4, 8), hidden=16, latent_dim=4)
     g = torch.Generator().manual_seed(1)
     batches = [{"image": torch.rand(8, 1, 16, 16, generator=g), "attributes": torch.rand(8, 3, generator=g)} for _ in range(2)]
@@ -191,7 +191,7 @@ def tree(tmp_path_factory):
     results["neural_gas"] = _quantizer_eval(q / "neural_gas" / "eval", "neural_gas")
     c = root / "cardiac_attri_sivae" / "outputs"
     results["attri_sivae"] = _cardiac_eval(c / "attri_sivae" / "eval", "attri_sivae", [0, 1, 2])
-    results["beta_vae"] = _cardiac_eval(c / "beta_vae" / "eval", "beta_vae", None, ("pca",))
+    results["beta_vae"] = _cardiac_eval(c / "beta_vae" / "eval", "beta_vae", None, ("pca",), seed=1)
     h = root / "hyperbolic_toy_seg" / "outputs"
     for variant in ("hyperbolic", "euclidean"):
         results[variant] = _hyperbolic_metrics(h / variant / "eval", variant)

@@ -15,7 +15,7 @@ from monai.metrics import SSIMMetric
 from ..metrics.disentanglement import compute_disentanglement
 from ..reporting import atomic_write_text, markdown_table, write_json
 from ..visualize.cardiac import attribute_traversal, plot_attribute_traversal, plot_reconstruction_grid, plot_ssim_distribution
-from ..visualize.projections import save_latent_projection
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -194,7 +194,7 @@ class CardiacEvaluationReport:
         if len(z) > 2:
             for method in self.projection_methods:
                 save_latent_projection(z, {n: y[:, k] for k, n in enumerate(self.attribute_names)}, self.output_dir / f"latent_{method}.png",
-                                       method=method, seed=self.seed, title=f"{result['method_name']}: posterior mean μ ({method.upper()})")
+                                       method=method, seed=self.seed, title=f"{result['method_name']}: posterior mean μ ({PROJECTION_NAMES.get(method, method)})")
                 figures.append(f"latent_{method}.png")
         result["figures"] = figures
         write_json(self.output_dir / "metrics.json", result)

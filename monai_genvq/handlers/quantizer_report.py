@@ -16,7 +16,7 @@ from torch import nn
 from ..metrics.codebook import CodebookUsageMetric
 from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
 from ..visualize.cardiac import plot_reconstruction_grid
-from ..visualize.projections import save_latent_projection
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -220,7 +220,7 @@ class QuantizerEvaluationReport:
             for method in self.projection_methods:
                 save_latent_projection(
                     torch.cat([vectors, codebook]), {"": _codebook_figure_labels(len(vectors), used)}, out / f"latent_{method}.png",
-                    method=method, title=f"{self.method}: encoder outputs and codebook ({method.upper()})",
+                    method=method, title=f"{self.method}: encoder outputs and codebook ({PROJECTION_NAMES.get(method, method)})",
                 )
                 figures.append(f"latent_{method}.png")
         return figures

@@ -12,7 +12,7 @@ from ..metrics.buan import bundle_adjacency_batched, summarize_buan
 from ..networks.bottlenecks import codebook_statistics
 from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
 from ..transforms.streamlines import StreamlineNormalizer
-from ..visualize.projections import save_latent_projection
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
 from ..visualize.streamlines import save_streamline_render
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ class StreamlineEvaluationReport:
             for method in self.projection_methods:
                 path = f"{self.output_dir}/latent_{method}.png"
                 save_latent_projection(codes, {"bundle": names}, path, method=method, seed=self.seed,
-                                       title=f"{self.method}: bottleneck output per group ({method.upper()})")
+                                       title=f"{self.method}: bottleneck output per group ({PROJECTION_NAMES.get(method, method)})")
                 figures.append(f"latent_{method}.png")
         return figures
 

@@ -24,9 +24,10 @@ import torch
 
 from .grids import atomic_write_bytes
 
-__all__ = ["PROJECTION_METHODS", "pca_2d", "poincare_disk_2d", "project_codes", "save_latent_projection"]
+__all__ = ["PROJECTION_METHODS", "PROJECTION_NAMES", "pca_2d", "poincare_disk_2d", "project_codes", "save_latent_projection"]
 
 PROJECTION_METHODS = ("pca", "tsne")
+PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 
 
 def _as_codes(codes: Any) -> np.ndarray:
@@ -120,11 +121,15 @@ def _draw(ax, xy: np.ndarray, values: np.ndarray, name: str, plt, loc: str = "be
     classes = list(dict.fromkeys(values.tolist()))
     classes = sorted(classes, key=lambda v: (isinstance(v, str), v))
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    for i, cls in enumerate(classes):
+    counts = {cls: int((values == cls).sum()) for cls in classes}
+    for i, cls in sorted(enumerate(classes), key=lambda item: -counts[item[1]]):  # small classes drawn on top
         sel = values == cls
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, linewidths=0, color=cmap(i % cmap.N), label=str(cls))
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=8 if counts[cls] > 50 else 16, linewidths=0, color=cmap(i % cmap.N), label=str(cls))
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda j: [str(c) for c in classes].index(names[j]))
+    handles, names = [handles[j] for j in order], [names[j] for j in order]
     if len(classes) <= 20:
-        ax.legend(fontsize=6, markerscale=1.5, loc=loc, title=name, title_fontsize=7, frameon=False)
+        ax.legend(handles, names, fontsize=6, markerscale=1.5, loc=loc, title=name, title_fontsize=7, frameon=False)
 
 
 def save_latent_projection(
@@ -181,7 +186,7 @@ def save_latent_projection(
             ax.tick_params(labelsize=6)
         if name:
             ax.set_title(name, fontsize=8)
-    kind = "Poincaré disk (tangent-space PCA)" if poincare else ("t-SNE" if method == "tsne" else "PCA")
+    kind = "Poincaré disk (tangent-space PCA)" if poincare else PROJECTION_NAMES.get(method, method)
     fig.suptitle(title or kind, fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
