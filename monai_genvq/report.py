@@ -94,13 +94,21 @@ class Evaluation:
         return self.path.parent
 
     def figures(self) -> list[Path]:
-        """Figures of this evaluation: ``metrics["figures"]`` (relative to its folder), else every PNG there."""
+        """Figures of this evaluation: ``metrics["figures"]`` (relative to its folder; absolute or working-directory
+        paths are accepted too), else every PNG there."""
         listed = self.metrics.get("figures")
         if listed is None:
             return sorted(self.folder.glob("*.png"))
         if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
             raise ReportError(f"{self.path}: 'figures' must be a list of file names relative to its folder, got {listed!r}")
-        return [self.folder / f for f in listed]
+        return [self._resolve(f) for f in listed]
+
+    def _resolve(self, name: str) -> Path:
+        """A listed figure: relative to this folder (the convention), else absolute / relative to the working directory."""
+        for candidate in (self.folder / name, Path(name), self.folder / Path(name).name):
+            if candidate.is_file():
+                return candidate
+        return self.folder / name
 
 
 @dataclass
@@ -420,11 +428,14 @@ def _anatomical(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
         else:
             labels = list(ev.metrics.get("label_names") or dict.fromkeys(k for r in block.values() for k in r if k != "mean"))
             cols = [*labels, "mean"]
-            rows = [[name, *(_num(r.get(k)) if isinstance(r, Mapping) else "–" for k in cols)] for name, r in block.items()]
+            other = ev.metrics.get("other_metrics") if isinstance(ev.metrics.get("other_metrics"), Mapping) else {}
+            extra = sorted({k for m in other.values() if isinstance(m, Mapping) for k in m})
+            rows = [[name, *(_num(r.get(k)) if isinstance(r, Mapping) else "–" for k in cols),
+                     *(_num((other.get(name) or {}).get(k)) for k in extra)] for name, r in block.items()]
             n = ev.metrics.get("n_test_images", ev.metrics.get("n_images"))
             head = f"\n### {ev.variant} ({ev.name}){': ' + str(ev.metrics['dataset']) if ev.metrics.get('dataset') else ''}\n\n"
             out.append(head + f"Dice per foreground label, mean ± std over {n if n is not None else 'the'} test images.\n\n"
-                       + markdown_table(["method", *cols], rows))
+                       + markdown_table(["method", *cols, *extra], rows))
             if ev.metrics.get("notes"):
                 out.append(f"\n_{ev.metrics['notes']}_\n")
         out.append(_figures(ctx, [ev], lambda e: f"{e.variant} ({e.name})"))

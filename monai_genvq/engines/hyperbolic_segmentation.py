@@ -23,7 +23,7 @@ from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.reporting import atomic_write_text, markdown_table, write_json
 from monai_genvq.visualize.cardiac import plot_reconstruction_grid
 from monai_genvq.visualize.projections import save_latent_projection
-from monai_genvq.visualize.segmentation import save_segmentation_slices
+from monai_genvq.visualize.slices import save_segmentation_slices
 
 __all__ = ["HyperbolicSegmentation", "write_comparison_table"]
 

@@ -1,4 +1,4 @@
-"""Segmentation figures: one slice of an image beside label maps (ground truth, predictions)."""
+"""Slices of a volume beside label maps (ground truth, cluster maps): one PNG per call."""
 
 from __future__ import annotations
 
