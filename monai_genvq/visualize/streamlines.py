@@ -44,6 +44,7 @@ def save_streamline_render(
     names: Sequence[str] | None = None,
     title: str = "",
     units: str = "mm",
+    row_titles: tuple[str, str] = ("original", "reconstruction"),
 ) -> Path:
     """Columns = groups, rows = original / reconstruction; each panel a 2-D projection of the streamlines.
 
@@ -57,6 +58,7 @@ def save_streamline_render(
         names: one title per group (e.g. bundle names).
         title: figure title.
         units: axis units in the labels.
+        row_titles: names of the two rows (e.g. ``("held-out data", "prior samples")`` for unpaired groups).
 
     Example:
         >>> save_streamline_render([x], [x_hat], "render.png", names=["AF_L"])  # doctest: +SKIP
@@ -88,9 +90,9 @@ def save_streamline_render(
             ax.tick_params(labelsize=5)
             ax.set_xlabel(f"{axis_names[a]} ({units})", fontsize=6)
             if j == 0:
-                ax.set_ylabel(f"{'original' if i == 0 else 'reconstruction'}\n{axis_names[b]} ({units})", fontsize=7)
+                ax.set_ylabel(f"{row_titles[i]}\n{axis_names[b]} ({units})", fontsize=7)
         axes[0, j].set_title(names[j], fontsize=8)
-    fig.suptitle(title or "streamlines: original (top) vs reconstruction (bottom)", fontsize=9)
+    fig.suptitle(title or f"streamlines: {row_titles[0]} (top) vs {row_titles[1]} (bottom)", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
