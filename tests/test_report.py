@@ -357,3 +357,26 @@ def test_bundle_evaluation_cli_writes_figures_and_report_embeds_them(cache_dir, 
     text = (tmp_path / "report.md").read_text()
     assert "](bundles/hyperbolic_toy_seg/outputs/hyperbolic/eval/latent_projection.png)" in text
     assert re.search(r"\| level3 \| \d\.\d{3} ± \d\.\d{3} \| not run \|", text)
+
+
+def test_report_tolerates_other_schemas_and_figure_paths(tmp_path):
+    """An evaluation whose figures are listed by absolute path, extra per-method metrics, and an unknown bundle."""
+    bundles = tmp_path / "bundles"
+    (bundles / "anatomical_prior_seg" / "configs").mkdir(parents=True)
+    ev = bundles / "anatomical_prior_seg" / "outputs" / "default" / "eval"
+    save_image_grid(torch.rand(2, 1, 8, 8), ev / "overlays.png")
+    stats = {"mean": 0.75, "std": 0.05, "n": 4}
+    (ev / "metrics.json").write_text(json.dumps({
+        "label_names": ["LV"], "dice": {"model": {"LV": stats, "mean": stats}},
+        "other_metrics": {"model": {"hausdorff": {"mean": 3.5, "std": 0.5}}}, "figures": [str(ev / "overlays.png")],
+    }))
+    (bundles / "new_bundle" / "configs").mkdir(parents=True)
+    (bundles / "new_bundle" / "configs" / "train.json").write_text(json.dumps({"variant": "base"}))
+    (bundles / "new_bundle" / "configs" / "other.json").write_text(json.dumps({"variant": "other"}))
+    (bundles / "new_bundle" / "outputs" / "base" / "eval").mkdir(parents=True)
+    (bundles / "new_bundle" / "outputs" / "base" / "eval" / "metrics.json").write_text(json.dumps({"loss": {"mean": 0.125, "std": 0.0}, "auc": 0.9}))
+    text = build_report(bundles, tmp_path / "report.md")
+    assert "| model | 0.750 ± 0.050 | 0.750 ± 0.050 | 3.500 ± 0.500 |" in text
+    assert "](bundles/anatomical_prior_seg/outputs/default/eval/overlays.png)" in text
+    assert "| loss | 0.125 ± 0.000 |" in text and "| auc | 0.9 |" not in text and "| auc | 0.900 |" in text
+    assert "Not run: other." in text
