@@ -338,6 +338,13 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
     return "\n".join(out) + _priors(ctx, evaluations, STREAMLINE_METHODS)
 
 
+def _quantizer_row(ev: Evaluation) -> list[Any]:
+    cb = ev.metrics.get("codebook") or {}
+    use = f"{cb['code_use']:.3f} ({cb.get('codes_used', '?')}/{cb.get('num_embeddings', '?')})" if "code_use" in cb else "–"
+    return [_num(_need(ev, "mse"), 5), _num(_need(ev, "ssim"), 4), _num(cb.get("perplexity"), 1), use, _num(cb.get("collapsed")),
+            ev.metrics.get("n_images", "–")]
+
+
 def _quantizers(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
     recon = [ev for ev in evaluations if ev.name == "eval"]
     variants = _order(expected, list(QUANTIZER_METHODS))
@@ -345,12 +352,7 @@ def _quantizers(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
     groups = _by(recon, lambda ev: str(ev.metrics.get("dataset", ""))) or {"": []}
     for dataset, evs in groups.items():
         by_variant = {ev.variant: ev for ev in evs}
-        rows_ok = {ev.variant: r for ev, r in _rows(ctx, evs, lambda ev: [
-            _num(_need(ev, "mse"), 5), _num(_need(ev, "ssim"), 4),
-            *((lambda cb: [_num(cb.get("perplexity"), 1), f"{cb['code_use']:.3f} ({cb.get('codes_used', '?')}/{cb.get('num_embeddings', '?')})"
-                           if "code_use" in cb else "–", _num(cb.get("collapsed"))])(ev.metrics.get("codebook") or {})),
-            ev.metrics.get("n_images", "–"),
-        ])}
+        rows_ok = {ev.variant: r for ev, r in _rows(ctx, evs, _quantizer_row)}
         order = _order(list(variants) + list(by_variant), list(QUANTIZER_METHODS))
         header = ["quantizer", "MSE", "SSIM", "perplexity", "codebook use", "collapsed", "images"]
         rows = [[QUANTIZER_METHODS.get(v, v), *(rows_ok[v] if v in rows_ok else [NOT_RUN] + [""] * 5)] for v in order]
@@ -394,7 +396,7 @@ def _hyperbolic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
         rows = [["–", *(NOT_RUN for _ in configs)]]
     clustering = ", ".join(f"{HYPERBOLIC_CONFIGS.get(c, c)}: {ok[c].metrics.get('clustering', '?')}" for c in configs if c in ok)
     datasets = sorted({str(ev.metrics.get("dataset", "")) for ev in ok.values()} - {""})
-    out = [f"Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes"
+    out = ["Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes"
            + (f"; data: {', '.join(datasets)}" if datasets else "") + (f"; k-means: {clustering}" if clustering else "") + ".\n",
            markdown_table(header, rows)]
     per_label = [(c, lv) for c in configs if c in ok for lv in levels if isinstance(ok[c].metrics["levels"].get(lv, {}).get("per_label"), Mapping)]

@@ -68,7 +68,7 @@ class CardiacEvaluationReport:
     :class:`~monai.metrics.SSIMMetric` (:data:`SSIM_SETTINGS`), Interpretability, Modularity, SAP,
     SCC and MIG of μ against the attributes (:func:`~monai_genvq.metrics.compute_disentanglement`),
     per-domain SSIM, and draws an attribute traversal along each regularised dim (or, for
-    unregularised models, along the most informative dim of each attribute), the SSIM distribution
+    unregularised models, along the most informative dim of each attribute), the SSIM distribution,
     a reconstruction grid and projections of μ (PCA, and t-SNE as Attri-VAE shows its latent space)
     with one panel per attribute coloured by its value; the figures are listed (relative to
     ``output_dir``) under ``figures`` in ``metrics.json``. It also refreshes ``<outputs_root>/<table_name>`` with every
