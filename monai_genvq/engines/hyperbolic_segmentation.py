@@ -21,6 +21,9 @@ from monai_genvq.data.volumes import load_volume, save_segmentation
 from monai_genvq.engines.inferers import cluster_embedding
 from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.reporting import atomic_write_text, markdown_table, write_json
+from monai_genvq.visualize.cardiac import plot_reconstruction_grid
+from monai_genvq.visualize.projections import save_latent_projection
+from monai_genvq.visualize.slices import save_segmentation_slices
 
 __all__ = ["HyperbolicSegmentation", "write_comparison_table"]
 
@@ -46,6 +49,14 @@ class HyperbolicSegmentation:
         write_embeddings: also write each volume's per-voxel embedding as a 4-D NIfTI (X, Y, Z, d) in the
             input's geometry (for MRC inputs: the file's axis order and voxel size).
         seed: k-means seed.
+        figures: write figures next to ``metrics.json`` (listed there under ``figures``):
+            ``latent_projection.png`` — a seeded subsample of per-voxel embeddings (at most
+            ``max_projected``) in the Poincaré disk with its unit circle (PCA for a flat latent), one
+            panel per level coloured by the level's label; ``segmentation.png`` — the middle slice
+            of the first volume with each level's truth and matched clusters;
+            ``reconstructions.png`` — central slices of 8 patches of the first volume over their
+            reconstructions from the posterior mean.
+        max_projected: embeddings drawn in the projection.
 
     Example:
         >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
@@ -70,6 +81,8 @@ class HyperbolicSegmentation:
         write_embeddings: bool = False,
         dataset: str = "",
         seed: int = 0,
+        figures: bool = True,
+        max_projected: int = 3000,
     ) -> None:
         if not records:
             raise ValueError("no volumes to segment (empty datalist)")
@@ -79,6 +92,7 @@ class HyperbolicSegmentation:
         self.checkpoint, self.device, self.max_fit_points = checkpoint, torch.device(device), max_fit_points
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
         self.write_embeddings = write_embeddings
+        self.figures, self.max_projected = figures, int(max_projected)
 
     def _load_checkpoint(self) -> None:
         if self.checkpoint is None:
@@ -112,11 +126,14 @@ class HyperbolicSegmentation:
         label_scores: dict[str, list[np.ndarray]] = {name: [] for name in self.levels}
         label_ids_seen: dict[str, list[int]] = {}
         per_volume = []
+        sample: dict[str, list] = {"codes": [], **{name: [] for name in self.levels}}
+        figure_volume: dict[str, Any] = {}
         with torch.no_grad():
             for rec in self.records:
                 volume, meta = load_volume(rec["image"], self.normalize)
                 entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
                 emb = self.embed(volume)
+                level_maps: dict[str, np.ndarray] = {}
                 if self.write_embeddings:
                     _save_embedding(emb, meta, self.output_dir / "embeddings" / f"{entry['name']}_embedding.nii.gz")
                 for name, (label_key, n_clusters, label_ids) in self.levels.items():
@@ -132,17 +149,22 @@ class HyperbolicSegmentation:
                             dice, mapping, per_label = hungarian_dice(clusters[keep], label[keep], label_ids)
                         else:
                             dice, mapping, per_label = hungarian_dice(clusters, label, label_ids)
+                        level_maps[f"{name} truth"] = label
                         scores[name].append(dice)
                         label_scores[name].append(per_label)
                         label_ids_seen[name] = sorted(int(i) for i in (label_ids if label_ids is not None else np.unique(label)))
                         entry[name] = {"dice": dice, "per_label": per_label.tolist()}
                         lut = {v: k for k, v in mapping.items()}
                         seg_out = np.vectorize(lambda v: lut.get(int(v), 0 if v < 0 else 255), otypes=[np.int64])(clusters)
+                    level_maps[name] = seg_out
                     if self.write_segmentations:
                         ext = ".mrc" if meta.get("format") == "mrc" else ".nii.gz"
                         save_segmentation(np.where(seg_out < 0, 0, seg_out), meta,
                                           self.output_dir / "segmentations" / f"{entry['name']}_{name}{ext}")
                 per_volume.append(entry)
+                if self.figures:
+                    self._sample_embeddings(volume, emb, level_maps, sample)
+                    figure_volume = figure_volume or {"volume": volume, "maps": level_maps, "name": entry["name"]}
         levels = {}
         for name, v in scores.items():
             if not v:
@@ -162,11 +184,55 @@ class HyperbolicSegmentation:
             "levels": levels,
             "volumes": per_volume,
         }
+        if self.figures:
+            metrics["figures"] = self._write_figures(sample, figure_volume)
         write_json(self.output_dir / "metrics.json", metrics)
         rows = [[name, f"{s['mean']:.3f} ± {s['std']:.3f}"] for name, s in levels.items()]
         atomic_write_text(self.output_dir / "metrics.md", markdown_table(["level", self.method], rows))
         write_comparison_table(self.output_dir.parent.parent)
         return metrics
+
+    def _sample_embeddings(self, volume: np.ndarray, emb: torch.Tensor, level_maps: Mapping[str, np.ndarray], sample: dict) -> None:
+        """Add a seeded subsample of this volume's voxels (codes + each level's truth, else clusters) to ``sample``."""
+        keep = np.ones(volume.shape[1:], bool) if self.mask == "none" else (volume != 0).any(0)
+        where = np.flatnonzero(keep.ravel())
+        per_volume = max(1, self.max_projected // len(self.records))
+        pick = np.random.default_rng(self.seed).choice(where, min(per_volume, len(where)), replace=False) if len(where) else where
+        sample["codes"].append(emb.reshape(emb.shape[0], -1).T[torch.as_tensor(pick, device=emb.device)].float().cpu().numpy())
+        for name in self.levels:
+            values = level_maps.get(f"{name} truth", level_maps.get(name))
+            sample[name].append(values.ravel()[pick])
+
+    @torch.no_grad()
+    def _write_figures(self, sample: Mapping[str, list], figure_volume: Mapping[str, Any]) -> list[str]:
+        figures = []
+        codes = np.concatenate(sample["codes"]) if sample["codes"] else np.zeros((0, 2))
+        if len(codes) > 2:
+            c = self.curvature()
+            labels = {f"{name} ({'truth' if name + ' truth' in figure_volume.get('maps', {}) else 'clusters'})": np.concatenate(sample[name])
+                      for name in self.levels}
+            save_latent_projection(codes, labels, self.output_dir / "latent_projection.png", poincare=c > 0, c=c or 1.0,
+                                   title=f"{self.method}: per-voxel posterior means" + (" in the Poincaré disk" if c > 0 else " (PCA)"))
+            figures.append("latent_projection.png")
+        if figure_volume:
+            volume = figure_volume["volume"]
+            save_segmentation_slices(volume, figure_volume["maps"], self.output_dir / "segmentation.png",
+                                     title=f"{self.method}: {figure_volume['name']} (middle slice)")
+            figures.append("segmentation.png")
+            n = int(getattr(self.network, "patch_size", 0) or 0)
+            if n and all(s >= n for s in volume.shape[1:]):
+                gen = np.random.default_rng(self.seed)
+                starts = [[int(gen.integers(0, s - n + 1)) for s in volume.shape[1:]] for _ in range(8)]
+                patches = torch.stack([torch.as_tensor(volume[:, a : a + n, b : b + n, d : d + n]) for a, b, d in starts]).float()
+                mu = self.network.encode(patches.to(self.device))[0]
+                rec = self.network.decode(mu).cpu()
+                x, r = patches[:, :1, :, :, n // 2], rec[:, :1, :, :, n // 2]
+                lo, hi = float(x.min()), float(x.max())
+                scale = max(hi - lo, 1e-12)
+                plot_reconstruction_grid((x - lo) / scale, ((r - lo) / scale).clamp(0, 1), self.output_dir / "reconstructions.png",
+                                         title=f"{self.method}: patches (top) and reconstructions from μ (bottom), middle slice")
+                figures.append("reconstructions.png")
+        return figures
 
 
 def _save_embedding(emb: torch.Tensor, meta: Mapping[str, Any], path: Path) -> None:

@@ -15,6 +15,7 @@ from monai.metrics import SSIMMetric
 from ..metrics.disentanglement import compute_disentanglement
 from ..reporting import atomic_write_text, markdown_table, write_json
 from ..visualize.cardiac import attribute_traversal, plot_attribute_traversal, plot_reconstruction_grid, plot_ssim_distribution
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -67,8 +68,10 @@ class CardiacEvaluationReport:
     :class:`~monai.metrics.SSIMMetric` (:data:`SSIM_SETTINGS`), Interpretability, Modularity, SAP,
     SCC and MIG of μ against the attributes (:func:`~monai_genvq.metrics.compute_disentanglement`),
     per-domain SSIM, and draws an attribute traversal along each regularised dim (or, for
-    unregularised models, along the most informative dim of each attribute), the SSIM distribution
-    and a reconstruction grid. It also refreshes ``<outputs_root>/<table_name>`` with every
+    unregularised models, along the most informative dim of each attribute), the SSIM distribution,
+    a reconstruction grid and projections of μ (PCA, and t-SNE as Attri-VAE shows its latent space)
+    with one panel per attribute coloured by its value; the figures are listed (relative to
+    ``output_dir``) under ``figures`` in ``metrics.json``. It also refreshes ``<outputs_root>/<table_name>`` with every
     variant's results found under ``outputs_root``.
 
     Args:
@@ -82,6 +85,8 @@ class CardiacEvaluationReport:
         outputs_root: folder whose variants are gathered into the combined table (None: skip).
         table_name: file name of the combined table.
         n_traversal: traversal steps.
+        projection_methods: latent projections to draw ("pca", "tsne").
+        seed: t-SNE seed.
 
     Example:
         >>> CardiacEvaluationReport("out/eval", "attri_sivae", net).attach(evaluator)  # doctest: +SKIP
@@ -99,6 +104,8 @@ class CardiacEvaluationReport:
         outputs_root: str | os.PathLike | None = None,
         table_name: str = "table1.md",
         n_traversal: int = 7,
+        projection_methods: Sequence[str] = ("pca", "tsne"),
+        seed: int = 0,
     ) -> None:
         self.output_dir, self.method, self.network = Path(output_dir), method, network
         self.attribute_names = list(attribute_names)
@@ -106,6 +113,7 @@ class CardiacEvaluationReport:
         self.dataset, self.bins, self.n_traversal = dataset, int(bins), int(n_traversal)
         self.outputs_root = None if outputs_root is None else Path(outputs_root)
         self.table_name = table_name
+        self.projection_methods, self.seed = list(projection_methods), int(seed)
         self.ssim = SSIMMetric(spatial_dims=2, data_range=1.0, reduction="none")
         self._reset()
 
@@ -162,7 +170,6 @@ class CardiacEvaluationReport:
             },
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.output_dir / "metrics.json", result)
         np.save(self.output_dir / "ssim_per_image.npy", ssim)
         text = f"# {result['method_name']} on {self.dataset}\n\nCodes: posterior mean μ; SSIM: MONAI SSIMMetric (Gaussian 11, σ 1.5, data range 1).\n\n"
         atomic_write_text(self.output_dir / "metrics.md", text + cardiac_table({self.method: result}))
@@ -180,8 +187,17 @@ class CardiacEvaluationReport:
                                  self.output_dir / "attribute_traversal.png",
                                  f"{result['method_name']}: traversal from 2nd to 98th percentile of each dim")
         plot_ssim_distribution({result["method_name"]: ssim.tolist()}, self.output_dir / "ssim_distribution.png")
+        figures = ["attribute_traversal.png", "ssim_distribution.png"]
         if self.examples is not None:
             plot_reconstruction_grid(*self.examples, self.output_dir / "reconstructions.png", title=result["method_name"])
+            figures.append("reconstructions.png")
+        if len(z) > 2:
+            for method in self.projection_methods:
+                save_latent_projection(z, {n: y[:, k] for k, n in enumerate(self.attribute_names)}, self.output_dir / f"latent_{method}.png",
+                                       method=method, seed=self.seed, title=f"{result['method_name']}: posterior mean μ ({PROJECTION_NAMES.get(method, method)})")
+                figures.append(f"latent_{method}.png")
+        result["figures"] = figures
+        write_json(self.output_dir / "metrics.json", result)
         if self.outputs_root is not None:
             eval_name = self.output_dir.name
             collected = collect_cardiac_results(self.outputs_root, eval_name)

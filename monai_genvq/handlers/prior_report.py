@@ -112,7 +112,7 @@ class CodePriorReport:
         save_image_grid(references.clamp(0, 1), self.output_dir / "reference.png", nrow=8)
         for i, image in enumerate(decoded):
             save_nifti_slice(image, self.output_dir / "samples" / f"sample_{i:03d}.nii.gz")
-        return {}
+        return {"figures": ["samples.png", "reference.png"]}
 
     @torch.no_grad()
     def run(self) -> dict:

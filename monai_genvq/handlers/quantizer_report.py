@@ -15,6 +15,8 @@ from torch import nn
 
 from ..metrics.codebook import CodebookUsageMetric
 from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
+from ..visualize.cardiac import plot_reconstruction_grid
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -27,6 +29,10 @@ SSIM_SETTINGS = {"win_size": 11, "kernel": "gaussian", "kernel_sigma": 1.5, "dat
 def _stats(values: torch.Tensor) -> dict[str, float]:
     values = values.double()
     return {"mean": float(values.mean()), "std": float(values.std(unbiased=False))}
+
+
+def _codebook_figure_labels(n_vectors: int, used: torch.Tensor) -> list[str]:
+    return ["encoder output"] * n_vectors + ["code (used)" if u else "code (unused)" for u in used.tolist()]
 
 
 def quantizer_table(results: Mapping[str, Mapping]) -> str:
@@ -77,6 +83,12 @@ class QuantizerEvaluationReport:
       encoder output, ``network.bottleneck.quantize(network.encode(x))``, the indices a stage-2
       prior models — with a collapse verdict.
 
+    Figures (listed under ``figures`` in ``metrics.json``, relative to ``output_dir``):
+    ``reconstructions.png`` (first 8 inputs over their reconstructions) and, for quantizers,
+    ``latent_<method>.png``: up to ``max_projected`` encoder output vectors (a seeded subsample of all
+    latent positions) projected to 2-D together with the codebook, codes marked used / unused on the
+    evaluation set — a collapsed or dead codebook is visible at a glance.
+
     With ``comparison_dir`` it also refreshes ``<comparison_dir>/quantizer_comparison.{md,json}``
     from every ``<comparison_dir>/*/eval/metrics.json`` (one row per evaluated quantizer).
 
@@ -87,6 +99,9 @@ class QuantizerEvaluationReport:
         dataset: description of the evaluated data.
         collapse_threshold: perplexity (codes) below which the code map is reported as collapsed.
         comparison_dir: folder whose variants are tabulated together (e.g. the bundle's outputs/).
+        figures: write the figures.
+        projection_methods: latent projections to draw ("pca", "tsne").
+        max_projected: encoder output vectors kept for the projection.
 
     Example:
         >>> report = QuantizerEvaluationReport("eval", network=net, method="neural_gas")  # doctest: +SKIP
@@ -101,6 +116,9 @@ class QuantizerEvaluationReport:
         dataset: str = "",
         collapse_threshold: float = 2.0,
         comparison_dir: str | None = None,
+        figures: bool = True,
+        projection_methods: tuple[str, ...] | list[str] = ("pca",),
+        max_projected: int = 2000,
     ) -> None:
         self.output_dir = output_dir
         self.network = network
@@ -108,6 +126,9 @@ class QuantizerEvaluationReport:
         self.dataset = dataset
         self.collapse_threshold = collapse_threshold
         self.comparison_dir = comparison_dir
+        self.figures = figures
+        self.projection_methods = list(projection_methods)
+        self.max_projected = int(max_projected)
         self.results: dict | None = None
         self._ssim = SSIMMetric(spatial_dims=2, data_range=1.0, reduction="none")
         self._reset()
@@ -117,6 +138,9 @@ class QuantizerEvaluationReport:
         self._ssim_values: list[torch.Tensor] = []
         num_embeddings = getattr(getattr(self.network, "bottleneck", None), "num_embeddings", None)
         self._codes = CodebookUsageMetric(num_embeddings, self.collapse_threshold) if num_embeddings else None
+        self._examples: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._vectors: list[torch.Tensor] = []
+        self._generator = torch.Generator().manual_seed(0)
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
@@ -138,11 +162,19 @@ class QuantizerEvaluationReport:
             raise ValueError(f"expected (B, C, H, W) pred and label of one shape, got {tuple(pred.shape)}, {tuple(label.shape)}")
         self._mse.append((pred - label).square().flatten(1).mean(1).cpu())
         self._ssim_values.append(self._ssim(pred.clamp(0, 1), label.clamp(0, 1)).reshape(-1).cpu())
+        if self._examples is None:
+            self._examples = (label[:8].cpu(), pred[:8].cpu())
         if self._codes is not None:
             was_training = self.network.training
             self.network.eval()
-            self._codes(self.network.bottleneck.quantize(self.network.encode(label)))
+            z = self.network.encode(label)
+            self._codes(self.network.bottleneck.quantize(z))
             self.network.train(was_training)
+            if self.figures:
+                flat = z.movedim(1, -1).reshape(-1, z.shape[1]).float().cpu()
+                keep = self.max_projected - sum(len(v) for v in self._vectors)
+                if keep > 0:
+                    self._vectors.append(flat[torch.randperm(len(flat), generator=self._generator)[: min(keep, max(1, self.max_projected // 8))]])
 
     def _report(self, engine: Engine) -> None:
         if not self._mse:
@@ -159,6 +191,8 @@ class QuantizerEvaluationReport:
             "collapse_threshold": self.collapse_threshold,
         }
         out = Path(self.output_dir)
+        if self.figures:
+            self.results["figures"] = self._write_figures(out)
         write_json(out / "metrics.json", self.results)
         title = f"# {self.method} on {self.dataset or 'evaluation set'} ({mse.numel()} images)\n\n"
         note = "SSIM: MONAI SSIMMetric, Gaussian window 11, σ 1.5, data_range 1; perplexity/use of the hard code map.\n"
@@ -171,3 +205,22 @@ class QuantizerEvaluationReport:
                 Path(self.comparison_dir) / "quantizer_comparison.md",
                 "# Quantizer comparison\n\n" + quantizer_table(results) + "\n" + note,
             )
+
+    @torch.no_grad()
+    def _write_figures(self, out: Path) -> list[str]:
+        figures = []
+        if self._examples is not None:
+            plot_reconstruction_grid(*self._examples, out / "reconstructions.png", title=f"{self.method}: inputs (top), reconstructions (bottom)")
+            figures.append("reconstructions.png")
+        if self._codes is not None and self._vectors:
+            vectors = torch.cat(self._vectors)
+            codebook = self.network.bottleneck.codebook.detach().float().cpu()
+            indices = torch.cat([b.reshape(-1) for b in self._codes.get_buffer()]) if isinstance(self._codes.get_buffer(), list) else self._codes.get_buffer().reshape(-1)
+            used = torch.bincount(indices.long(), minlength=codebook.shape[0]) > 0
+            for method in self.projection_methods:
+                save_latent_projection(
+                    torch.cat([vectors, codebook]), {"": _codebook_figure_labels(len(vectors), used)}, out / f"latent_{method}.png",
+                    method=method, title=f"{self.method}: encoder outputs and codebook ({PROJECTION_NAMES.get(method, method)})",
+                )
+                figures.append(f"latent_{method}.png")
+        return figures

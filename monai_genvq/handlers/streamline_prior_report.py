@@ -13,6 +13,7 @@ from ..engines.autoencoder import PrepareAutoencoderBatch
 from ..networks.nets.resnet_autoencoder import InputStatistics
 from ..networks.priors.base import CodePrior, VQStage1
 from ..transforms.streamlines import StreamlineNormalizer
+from ..visualize.streamlines import save_streamline_render
 from .prior_report import CodePriorReport
 
 __all__ = ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport", "choose_sample_statistics"]
@@ -197,7 +198,15 @@ class StreamlinePriorReport(CodePriorReport):
         # (3, S, P) groups side by side along the streamline axis -> one file with every sample
         save_bundle_tensor(folder / "samples.trk", torch.cat(list(decoded), dim=1), normalizer=self.normalizer)
         save_bundle_tensor(folder / "reference.trk", torch.cat(list(references.double()), dim=1), normalizer=self.normalizer)
+        n = min(4, len(decoded), len(references))
+        if n:
+            save_streamline_render(
+                [self.normalizer.denormalize(r) for r in references[:n].double()], [self.normalizer.denormalize(d) for d in decoded[:n]],
+                folder / "samples.png", names=[f"group {i}" for i in range(n)], row_titles=("held-out data", "prior samples"),
+                title=f"{self.method or 'stage 1'}: held-out groups (top) and groups sampled from the code prior (bottom), mm",
+            )
         return {
+            "figures": ["samples.png"] if n else [],
             "sample_statistics": self.sample_statistics if reference is not None else "none (network does not standardise)",
             "samples": samples,
             "units": "mm (RAS), via the training run's streamline normaliser",

@@ -12,6 +12,8 @@ from ..metrics.buan import bundle_adjacency_batched, summarize_buan
 from ..networks.bottlenecks import codebook_statistics
 from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
 from ..transforms.streamlines import StreamlineNormalizer
+from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
+from ..visualize.streamlines import save_streamline_render
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -77,7 +79,11 @@ class StreamlineEvaluationReport:
       mapping both bundles back with ``normalizer``;
     - reconstruction MSE (normalised space) and mean point error in mm;
     - for quantized bottlenecks, perplexity and codebook use on the evaluation set;
-    - optionally the latent perturbation analysis (:func:`latent_perturbation_buan`).
+    - optionally the latent perturbation analysis (:func:`latent_perturbation_buan`);
+    - figures (listed under ``figures`` in ``metrics.json``, paths relative to ``output_dir``):
+      ``streamlines.png``, original vs reconstructed streamlines (mm) of one group of each of the
+      first ``render_groups`` bundles, and ``latent_<method>.png``, the codes the decoder sees
+      (bottleneck output, flattened per group) projected to 2-D, coloured by bundle name.
 
     Args:
         output_dir: folder for ``metrics.json`` and ``metrics.md`` (created).
@@ -90,6 +96,9 @@ class StreamlineEvaluationReport:
         perturbation_epsilons: ε grid; empty disables the analysis.
         seed: seed of the perturbation noise.
         name_key: batch key with bundle names.
+        figures: write the figures.
+        render_groups: bundles shown in the streamline render.
+        projection_methods: latent projections to draw ("pca", "tsne").
     """
 
     def __init__(
@@ -104,6 +113,9 @@ class StreamlineEvaluationReport:
         perturbation_epsilons: Sequence[float] = (),
         seed: int = 0,
         name_key: str = "name",
+        figures: bool = True,
+        render_groups: int = 4,
+        projection_methods: Sequence[str] = ("pca",),
     ) -> None:
         self.output_dir = output_dir
         self.normalizer = normalizer
@@ -115,6 +127,9 @@ class StreamlineEvaluationReport:
         self.perturbation_epsilons = list(perturbation_epsilons)
         self.seed = seed
         self.name_key = name_key
+        self.figures = figures
+        self.render_groups = render_groups
+        self.projection_methods = list(projection_methods)
         self.results: dict | None = None
         self._reset()
 
@@ -204,10 +219,39 @@ class StreamlineEvaluationReport:
                     self.network, inputs.to(device), self.perturbation_epsilons, self.threshold, seed=self.seed
                 ),
             }
+        if self.figures:
+            results["figures"] = self._write_figures(pred_mm, inputs_mm, inputs, names)
         self.results = results
         write_json(f"{self.output_dir}/metrics.json", results)
         atomic_write_text(f"{self.output_dir}/metrics.md", streamline_report_markdown(results))
         engine.state.metrics.setdefault("buan_normalised", results["buan_normalised"]["all"]["mean"])
+
+
+    def _write_figures(self, pred_mm: torch.Tensor, inputs_mm: torch.Tensor, inputs: torch.Tensor, names: list[str]) -> list[str]:
+        first = {}
+        for i, n in enumerate(names):
+            first.setdefault(n, i)
+        shown = list(first.items())[: self.render_groups]
+        figures = [
+            save_streamline_render(
+                [inputs_mm[i] for _, i in shown], [pred_mm[i] for _, i in shown], f"{self.output_dir}/streamlines.png",
+                names=[n for n, _ in shown], title=f"{self.method}: original (top) vs reconstruction (bottom), mm",
+            ).name
+        ]
+        if self.network is not None and len(names) > 2:
+            device = next(self.network.parameters()).device
+            was_training = self.network.training
+            self.network.eval()
+            with torch.no_grad():
+                codes = torch.cat([self.network(inputs[s : s + 64].to(device)).bottleneck.latent.flatten(1).float().cpu()
+                                   for s in range(0, len(inputs), 64)])
+            self.network.train(was_training)
+            for method in self.projection_methods:
+                path = f"{self.output_dir}/latent_{method}.png"
+                save_latent_projection(codes, {"bundle": names}, path, method=method, seed=self.seed,
+                                       title=f"{self.method}: bottleneck output per group ({PROJECTION_NAMES.get(method, method)})")
+                figures.append(f"latent_{method}.png")
+        return figures
 
 
 def _mean_std(values: np.ndarray) -> dict[str, float]:
