@@ -102,7 +102,7 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     # inference on unlabelled inputs: cluster maps and the per-voxel embedding image, in the input geometry
     (tmp_path / "inputs").mkdir()
     (tmp_path / "inputs" / "case.nii.gz").write_bytes(open(discover_hierarchy_toy(tiny_toy, "test")[0]["image"], "rb").read())
-    run_bundle("inferring", configs + [BUNDLES["hyperbolic_toy_seg"] / "inference.json"], tmp_path, "--dataset_dir", str(tiny_toy))
+    run_bundle("inferring", [BUNDLES["hyperbolic_toy_seg"] / "inference.json"], tmp_path)
     inf = tmp_path / "outputs" / "hyperbolic" / "inference"
     emb = nib.load(inf / "embeddings" / "case_embedding.nii.gz")
     assert emb.shape == src.shape + (2,) and np.allclose(emb.affine, src.affine)

@@ -143,7 +143,7 @@ def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
     inputs.mkdir()
     source = tiny_slices / "test" / "slice_0000.nii.gz"
     (inputs / source.name).write_bytes(source.read_bytes())
-    run_bundle("inferring", configs + [CONFIGS / "inference.json"], tmp_path, *TINY)
+    run_bundle("inferring", [CONFIGS / "inference.json", CONFIGS / "neural_gas.json"], tmp_path, *TINY)
     recon = nib.load(tmp_path / "outputs" / "neural_gas" / "inference" / "slice_0000_recon.nii.gz")
     assert recon.shape == nib.load(source).shape == (64, 64)
     assert np.isfinite(recon.get_fdata()).all()

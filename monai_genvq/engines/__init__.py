@@ -49,3 +49,6 @@ from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_
 from .hyperbolic_segmentation import HyperbolicSegmentation, write_comparison_table  # noqa: E402
 
 __all__ += ["HYPERBOLIC_LOSS_TERMS", "HyperbolicVAETrainer", "hyperbolic_loss_terms", "HyperbolicSegmentation", "write_comparison_table"]
+from .inferers import HyperbolicClusterInferer, OutputInferer, cluster_embedding  # noqa: E402
+
+__all__ += ["HyperbolicClusterInferer", "OutputInferer", "cluster_embedding"]

@@ -11,6 +11,9 @@ from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
+
+from monai_genvq.networks.export import network_tensor
+
 from .steps import check_finite_loss, optimizer_step
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
@@ -54,7 +57,9 @@ class ReconstructionInferer(Inferer):
     """
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
-        return network(inputs, *args, **kwargs).reconstruction
+        if args:
+            return network(inputs, *args, **kwargs).reconstruction
+        return network_tensor(network, inputs, "forward", "reconstruction", kwargs)  # also a TorchScript export
 
 
 def loss_terms(output: dict[str, Any]) -> dict[str, float]:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_genvq.clustering import assign_clusters, poincare_kmeans
 from monai_genvq.data.volumes import load_volume, save_segmentation
+from monai_genvq.engines.inferers import cluster_embedding
 from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.reporting import atomic_write_text, markdown_table, write_json
 from monai_genvq.visualize.cardiac import plot_reconstruction_grid
@@ -116,16 +116,8 @@ class HyperbolicSegmentation:
     def segment(self, volume: np.ndarray, n_clusters: int, emb: torch.Tensor | None = None) -> np.ndarray:
         """(C, *spatial) volume -> cluster ids (*spatial) (0-based; masked-out voxels -> -1)."""
         emb = self.embed(volume) if emb is None else emb
-        flat = emb.reshape(emb.shape[0], -1).T.cpu()
-        keep = np.ones(flat.shape[0], bool) if self.mask == "none" else (volume != 0).any(0).ravel()
-        pts = flat[torch.from_numpy(keep)]
-        c = self.curvature()
-        gen = np.random.default_rng(self.seed)
-        fit = pts if pts.shape[0] <= self.max_fit_points else pts[torch.from_numpy(gen.choice(pts.shape[0], self.max_fit_points, replace=False))]
-        res = poincare_kmeans(fit, n_clusters, c=c, seed=self.seed)
-        labels = np.full(flat.shape[0], -1, np.int64)
-        labels[keep] = assign_clusters(pts.float(), res.centres, c).numpy()
-        return labels.reshape(volume.shape[1:])
+        keep = None if self.mask == "none" else (volume != 0).any(0)
+        return cluster_embedding(emb, n_clusters, self.curvature(), keep, self.seed, self.max_fit_points)
 
     def run(self) -> dict[str, Any]:
         self._load_checkpoint()

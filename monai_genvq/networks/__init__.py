@@ -4,3 +4,4 @@ from .bottlenecks import *  # noqa: F401,F403
 from .nets import *  # noqa: F401,F403
 from .priors import *  # noqa: F401,F403
 from .hyperbolic import *  # noqa: F401,F403
+from .export import TensorOutputNetwork, network_tensor  # noqa: E402,F401
