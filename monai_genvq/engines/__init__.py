@@ -49,3 +49,24 @@ from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_
 from .hyperbolic_segmentation import HyperbolicSegmentation, write_comparison_table  # noqa: E402
 
 __all__ += ["HYPERBOLIC_LOSS_TERMS", "HyperbolicVAETrainer", "hyperbolic_loss_terms", "HyperbolicSegmentation", "write_comparison_table"]
+from .distributed import (  # noqa: E402
+    broadcast_module,
+    destroy_distributed,
+    init_distributed,
+    is_rank_zero,
+    rank_zero_handlers,
+    sync_gradients,
+    unwrap_module,
+    wrap_ddp,
+)
+
+__all__ += [
+    "broadcast_module",
+    "destroy_distributed",
+    "init_distributed",
+    "is_rank_zero",
+    "rank_zero_handlers",
+    "sync_gradients",
+    "unwrap_module",
+    "wrap_ddp",
+]

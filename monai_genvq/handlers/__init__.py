@@ -21,3 +21,6 @@ __all__ += ["evaluate_anatomical_prior", "load_module_checkpoint", "train_superv
 from .streamline_prior_report import SAMPLE_STATISTICS, ReferenceStatistics, StreamlinePriorReport, choose_sample_statistics
 
 __all__ += ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport", "choose_sample_statistics"]
+from .resume import AtomicCheckpointSaver, CorruptCheckpointError, ResumeFromLatest, latest_checkpoint
+
+__all__ += ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]

@@ -1,0 +1,99 @@
+"""Drive bundle training configs the way MONAI Label's ``BundleTrainTask`` does, several runs in one process.
+
+Used by ``tests/test_bundle_training_workflows.py`` (one interpreter start for every bundle keeps the
+suite fast). Reads a JSON list of steps from the file named by ``argv[1]``; each step is::
+
+    {"configs": [...], "bundle_root": ..., "tiny": {...}, "n_train": 4, "n_val": 2,
+     "max_epochs": 1, "resume": false, "run_id": "run", "init": false, "final": false}
+
+and runs ``monai.bundle.run(run_id, init_id=None, final_id=None, config_file=configs,
+**overrides)`` with BundleTrainTask's overrides: ``bundle_root``, ``train#trainer#max_epochs``,
+``train#dataset#data`` / ``validate#dataset#data`` (the first records of the bundle's own default
+datalists, as a literal list of dicts), ``device`` (a ``torch.device``) and ``train#handlers`` (the
+config's literal handler list), plus the ``tiny`` size overrides. After each step it prints one line
+``RESULT {json}`` with the step's checkpoint directory, its newest resume checkpoint and the trainer
+iteration stored there. Under ``torchrun`` every rank runs the steps (``multi_gpu_train.json`` in the
+configs); ``init``/``final`` switch the config's ``initialize``/``finalize`` on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+
+import torch
+
+
+def _records(parser, key: str, n: int) -> list | None:
+    if parser.get(key) is None:
+        return None
+    data = parser.get_parsed_content(key)
+    return [dict(r) for r in list(data)[:n]]
+
+
+def run_step(step: dict) -> dict:
+    import monai.bundle
+    from monai.bundle import ConfigParser
+
+    from monai_genvq.handlers import latest_checkpoint
+
+    configs = [str(c) for c in step["configs"]]
+    tiny = dict(step.get("tiny", {}))
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser["bundle_root"] = step["bundle_root"]
+    for k, v in tiny.items():
+        parser[k] = v
+    train_data = _records(parser, "train#dataset#data", step.get("n_train", 4))
+    val_data = _records(parser, "validate#dataset#data", step.get("n_val", 2))
+    ckpt_dir = parser.get_parsed_content("ckpt_dir")
+    overrides = {
+        "bundle_root": step["bundle_root"],
+        "train#trainer#max_epochs": step.get("max_epochs", 1),
+        "train#dataset#data": train_data,
+        "device": torch.device("cpu"),
+        "train#handlers": copy.deepcopy(parser.get("train#handlers")),
+        "resume": step.get("resume", False),
+        **tiny,
+    }
+    if val_data is not None:
+        overrides["validate#dataset#data"] = val_data
+    if "WORLD_SIZE" in os.environ:
+        overrides.pop("device")  # the multi-GPU config picks cuda:LOCAL_RANK / cpu itself
+    monai.bundle.run(
+        run_id=step.get("run_id", "run"),
+        init_id="initialize" if step.get("init") else None,
+        final_id="finalize" if step.get("final") else None,
+        config_file=configs,
+        logging_file=step.get("logging_file"),
+        **overrides,
+    )
+    latest = latest_checkpoint(ckpt_dir)
+    iteration = None
+    if latest is not None:
+        iteration = int(torch.load(latest, map_location="cpu", weights_only=False)["trainer"]["iteration"])
+    return {
+        "configs": configs,
+        "ckpt_dir": ckpt_dir,
+        "latest": None if latest is None else str(latest),
+        "iteration": iteration,
+        "files": sorted(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else [],
+        "n_train": len(train_data or []),
+        "rank": int(os.environ.get("RANK", 0)),
+    }
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        steps = json.load(f)
+    for step in steps:
+        print("RESULT " + json.dumps(run_step(step)), flush=True)
+    from monai_genvq.engines import destroy_distributed
+
+    destroy_distributed()
+
+
+if __name__ == "__main__":
+    main()
