@@ -64,21 +64,24 @@ def run_step(step: dict) -> dict:
         overrides.pop("device")  # the multi-GPU config picks cuda:LOCAL_RANK / cpu itself
     monai.bundle.run(
         run_id=step.get("run_id", "run"),
-        init_id="initialize" if step.get("init") else None,
-        final_id="finalize" if step.get("final") else None,
+        # monai.bundle.run ignores None (it would run the defaults): name an id that does not exist to skip
+        init_id="initialize" if step.get("init") else "no_initialize",
+        final_id="finalize" if step.get("final") else "no_finalize",
         config_file=configs,
         logging_file=step.get("logging_file"),
         **overrides,
     )
     latest = latest_checkpoint(ckpt_dir)
-    iteration = None
+    iteration = epoch_length = None
     if latest is not None:
-        iteration = int(torch.load(latest, map_location="cpu", weights_only=False)["trainer"]["iteration"])
+        trainer = torch.load(latest, map_location="cpu", weights_only=False)["trainer"]
+        iteration, epoch_length = int(trainer["iteration"]), int(trainer["epoch_length"])
     return {
         "configs": configs,
         "ckpt_dir": ckpt_dir,
         "latest": None if latest is None else str(latest),
         "iteration": iteration,
+        "epoch_length": epoch_length,
         "files": sorted(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else [],
         "n_train": len(train_data or []),
         "rank": int(os.environ.get("RANK", 0)),
@@ -86,6 +89,10 @@ def run_step(step: dict) -> dict:
 
 
 def main() -> None:
+    if os.environ.get("GENVQ_DRIVER_TIMEOUT"):  # debugging a hang: dump every thread's stack, then exit
+        import faulthandler
+
+        faulthandler.dump_traceback_later(float(os.environ["GENVQ_DRIVER_TIMEOUT"]), exit=True)
     with open(sys.argv[1]) as f:
         steps = json.load(f)
     for step in steps:

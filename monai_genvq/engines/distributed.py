@@ -56,8 +56,22 @@ def unwrap_module(network: nn.Module) -> nn.Module:
 
 
 def is_rank_zero() -> bool:
-    """True when not distributed or on global rank 0."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    """True when not distributed or on global rank 0 (``torchrun``'s ``RANK`` before the group opens)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def _discard_writer(handler: Any) -> None:
+    """Close a dropped TensorBoard handler's writer and delete the (empty) event file it opened when built."""
+    writer = getattr(handler, "_writer", None)
+    if writer is None or not getattr(handler, "internal_writer", False):
+        return
+    event_writer = getattr(getattr(writer, "file_writer", None), "event_writer", None)
+    name = getattr(event_writer, "_file_name", None)
+    writer.close()
+    if name and os.path.isfile(name):
+        os.remove(name)
 
 
 def init_distributed(backend: str | None = None) -> torch.device:
@@ -186,4 +200,10 @@ def rank_zero_handlers(handlers: Sequence | None) -> list:
     handlers = list(handlers or [])
     if is_rank_zero():
         return handlers
-    return [h for h in handlers if not any(t.__name__ in _RANK_ZERO_TYPES for t in type(h).__mro__)]
+    kept = []
+    for h in handlers:
+        if any(t.__name__ in _RANK_ZERO_TYPES for t in type(h).__mro__):
+            _discard_writer(h)
+        else:
+            kept.append(h)
+    return kept
