@@ -95,8 +95,11 @@ def main() -> None:
         faulthandler.dump_traceback_later(float(os.environ["GENVQ_DRIVER_TIMEOUT"]), exit=True)
     with open(sys.argv[1]) as f:
         steps = json.load(f)
+    out = f"{sys.argv[1]}.rank{os.environ.get('RANK', 0)}.jsonl"  # one file per process: stdout interleaves
     for step in steps:
-        print("RESULT " + json.dumps(run_step(step)), flush=True)
+        result = json.dumps(run_step(step))
+        with open(out, "a") as f:
+            f.write(result + "\n")
     from monai_genvq.engines import destroy_distributed
 
     destroy_distributed()

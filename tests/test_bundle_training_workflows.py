@@ -32,8 +32,8 @@ TINY = {
                             "network_def#num_res_blocks": 1, "val_interval": 1}, 8),
     "vq_quantizers": ({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1, "batch_size": 4,
                        "val_interval": 1, "synthetic_acdc": ACDC}, 8),
-    "cardiac_attri_sivae": ({"channels": [4, 8, 8, 8], "latent_dim": 8, "batch_size": 4, "val_interval": 1,
-                             "synthetic_acdc": ACDC, "synthetic_mnms": MNMS}, 8),
+    "cardiac_attri_sivae": ({"channels": [4, 8, 8, 8], "latent_dim": 8, "batch_size": 2, "val_interval": 1,
+                             "synthetic_acdc": ACDC, "synthetic_mnms": MNMS}, 4),
     "hyperbolic_toy_seg": ({**HYPER, "dataset_dir": "{toy}"}, 2),
     "hyperbolic_brats_seg": ({**HYPER, "dataset_dir": "{brats}", "n_test": 1}, 2),
     "hyperbolic_cryoet_seg": ({**HYPER, "dataset_dir": "{cryoet}", "n_test": 1}, 2),
@@ -91,7 +91,7 @@ def _drive(steps: list[dict], tmp_path: Path, torchrun: int = 0, timeout: int = 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), cwd=REPO)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-8000:]}"
-    return [json.loads(line.split("RESULT ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return [json.loads(line) for rank in range(max(torchrun, 1)) for line in Path(f"{spec}.rank{rank}.jsonl").read_text().splitlines()]
 
 
 # ----------------------------------------------------------------------------- static: every bundle has the ids
@@ -172,26 +172,6 @@ def test_every_bundle_trains_under_torchrun_with_two_cpu_processes(tiny_data, tm
         events = list(logs.glob("events.out.tfevents.*"))
         assert events and all(str(os.getpid()) not in e.name for e in events)
         assert len({e.name.split(".")[4] for e in events}) == 1, f"only rank 0 writes TensorBoard: {events}"
-
-
-@pytest.mark.slow
-def test_multi_gpu_config_through_the_real_torchrun_cli_keeps_ddp_replicas_equal(tiny_data, tmp_path):
-    """``torchrun -m monai.bundle run training --config_file "['train.json','multi_gpu_train.json']"``; Soft-Intro
-    (two optimisers, encoder/decoder called outside DDP's forward) must still average gradients: the saved
-    weights of rank 0 equal the weights every rank trained (checked through the resume checkpoint)."""
-    configs = REPO / "bundles" / "cardiac_attri_sivae" / "configs"
-    tiny, _ = _tiny("cardiac_attri_sivae", tiny_data)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle", "run", "training",
-           "--config_file", str([str(configs / "train.json"), str(configs / "multi_gpu_train.json")]),
-           "--bundle_root", str(tmp_path), "--max_epochs", "1", "--train#trainer#epoch_length", "2"]
-    for k, v in tiny.items():
-        cmd += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ.copy(), cwd=REPO)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    ckpts = tmp_path / "outputs" / "attri_sivae" / "models"
-    state = torch.load(ckpts / "resume_checkpoint_2.pt", map_location="cpu", weights_only=False)
-    assert state["trainer"]["iteration"] == 2 and "optimizer_e" in state and "optimizer_d" in state
-    assert not any(k.startswith("module.") for k in state["model"]), "DDP wrapper saved instead of the network"
 
 
 # ----------------------------------------------------------------------------- resume after SIGKILL (in depth)
