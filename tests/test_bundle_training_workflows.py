@@ -279,11 +279,12 @@ def test_resume_handler_unit_behaviour(tmp_path):
 @pytest.mark.slow
 def test_mlflow_tracking_records_a_run_with_metrics(cache_dir, tmp_path):
     mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
     configs = [REPO / "bundles" / "hyperbolic_toy_seg" / "configs" / "train.json"]
     from monai_genvq.data import ensure_hierarchy_toy
 
     toy = ensure_hierarchy_toy(n_train=2, n_test=1, size=32)
-    uri = (tmp_path / "mlruns").as_uri()
+    uri = "sqlite:///" + str(tmp_path / "mlruns.db")  # MLflow 3 has no file store; skinny + sqlalchemy + alembic
     args = ["--dataset_dir", str(toy), "--max_epochs", "1", "--tracking", "mlflow", "--tracking_uri", uri,
             "--experiment_name", "genvq_test"]
     for k, v in HYPER.items():

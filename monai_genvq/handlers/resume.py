@@ -111,9 +111,16 @@ class ResumeFromLatest:
             global_step_transform=lambda e, _: e.state.iteration,
         )
         engine.add_event_handler(Events.STARTED, self._load)
-        if self.save_interval > 0:
-            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self._save)
+        engine.add_event_handler(Events.STARTED, self._attach_saving)
         engine.add_event_handler(Events.COMPLETED, self._save)
+        self._saving_attached = False
+
+    def _attach_saving(self, engine: Engine) -> None:
+        """Register the interval save when the run starts, i.e. after every other handler: the saved state
+        then includes this iteration's LR-scheduler step and any other end-of-iteration update."""
+        if self.save_interval > 0 and not self._saving_attached:
+            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self._save)
+            self._saving_attached = True
 
     def _save(self, engine: Engine) -> None:
         if self._checkpoint.last_checkpoint is not None and engine.state.iteration == self._last_iteration():
