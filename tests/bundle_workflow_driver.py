@@ -33,7 +33,34 @@ def _records(parser, key: str, n: int) -> list | None:
     return [dict(r) for r in list(data)[:n]]
 
 
+def ddp_replica_check() -> dict:
+    """Soft-Intro (two optimisers, ``encode``/``decode`` called outside DDP's ``forward``) under DDP with
+    different data per rank: the replicas must stay identical (gradients averaged by ``sync_gradients``)."""
+    import torch.distributed as dist
+
+    from monai_genvq.engines import SoftIntroTrainer, init_distributed, unwrap_module, wrap_ddp
+    from monai_genvq.networks import SoftIntroResNetVAE
+
+    device = init_distributed()
+    torch.manual_seed(0)
+    net = wrap_ddp(SoftIntroResNetVAE(image_size=16, channels=(4, 8), latent_dim=4), device)
+    base = unwrap_module(net)
+    before = torch.cat([p.detach().flatten() for p in base.parameters()]).clone()
+    torch.manual_seed(1 + dist.get_rank())
+    data = [{"image": torch.rand(2, 1, 16, 16)} for _ in range(2)]
+    opt_e = torch.optim.Adam(base.encoder.parameters(), 1e-2)
+    opt_d = torch.optim.Adam(base.decoder.parameters(), 1e-2)
+    SoftIntroTrainer(device, 1, data, net, opt_e, opt_d).run()
+    flat = torch.cat([p.detach().flatten() for p in base.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return {"check": "ddp_replicas", "replicas_equal": all(torch.equal(gathered[0], g) for g in gathered),
+            "trained": not torch.equal(before, flat), "rank": dist.get_rank()}
+
+
 def run_step(step: dict) -> dict:
+    if step.get("check") == "ddp_replicas":
+        return ddp_replica_check()
     import monai.bundle
     from monai.bundle import ConfigParser
 

@@ -162,7 +162,10 @@ def test_every_bundle_trains_under_torchrun_with_two_cpu_processes(tiny_data, tm
             # 2 processes x 2 records per batch... each rank sees half of 2n records: 2 iterations
             steps.append({"configs": configs, "bundle_root": str(tmp_path / bundle.name), "tiny": tiny,
                           "n_train": 2 * n, "n_val": 2, "max_epochs": 1, "init": True})
-    results = _drive(steps, tmp_path, torchrun=2)
+    results = _drive(steps + [{"check": "ddp_replicas"}], tmp_path, torchrun=2)
+    checks = [x for x in results if x.get("check") == "ddp_replicas"]
+    assert len(checks) == 2 and all(c["replicas_equal"] and c["trained"] for c in checks), checks
+    results = [x for x in results if "check" not in x]
     by_rank = {r: [x for x in results if x["rank"] == r] for r in (0, 1)}
     assert len(by_rank[0]) == len(by_rank[1]) == len(steps)
     for res in by_rank[0]:
