@@ -6,13 +6,13 @@ suite fast). Reads a JSON list of steps from the file named by ``argv[1]``; each
     {"configs": [...], "bundle_root": ..., "tiny": {...}, "n_train": 4, "n_val": 2,
      "max_epochs": 1, "resume": false, "run_id": "run", "init": false, "final": false}
 
-and runs ``monai.bundle.run(run_id, init_id=None, final_id=None, config_file=configs,
-**overrides)`` with BundleTrainTask's overrides: ``bundle_root``, ``train#trainer#max_epochs``,
+and runs ``monai.bundle.run(run_id, config_file=configs, **overrides)`` (``initialize``/``finalize`` off) with BundleTrainTask's overrides: ``bundle_root``, ``train#trainer#max_epochs``,
 ``train#dataset#data`` / ``validate#dataset#data`` (the first records of the bundle's own default
 datalists, as a literal list of dicts), ``device`` (a ``torch.device``) and ``train#handlers`` (the
-config's literal handler list), plus the ``tiny`` size overrides. After each step it prints one line
-``RESULT {json}`` with the step's checkpoint directory, its newest resume checkpoint and the trainer
-iteration stored there. Under ``torchrun`` every rank runs the steps (``multi_gpu_train.json`` in the
+config's literal handler list), plus the ``tiny`` size overrides. After each step it appends one
+JSON line to ``<argv[1]>.rank<RANK>.jsonl`` (one file per process: stdout interleaves) with the
+step's checkpoint directory, its newest resume checkpoint and the trainer iteration stored there.
+A step ``{"check": "ddp_replicas"}`` trains Soft-Intro under DDP and reports whether the replicas agree. Under ``torchrun`` every rank runs the steps (``multi_gpu_train.json`` in the
 configs); ``init``/``final`` switch the config's ``initialize``/``finalize`` on.
 """
 
