@@ -52,3 +52,24 @@ __all__ += ["HYPERBOLIC_LOSS_TERMS", "HyperbolicVAETrainer", "hyperbolic_loss_te
 from .inferers import HyperbolicClusterInferer, OutputInferer, cluster_embedding  # noqa: E402
 
 __all__ += ["HyperbolicClusterInferer", "OutputInferer", "cluster_embedding"]
+from .distributed import (  # noqa: E402
+    broadcast_module,
+    destroy_distributed,
+    init_distributed,
+    is_rank_zero,
+    rank_zero_handlers,
+    sync_gradients,
+    unwrap_module,
+    wrap_ddp,
+)
+
+__all__ += [
+    "broadcast_module",
+    "destroy_distributed",
+    "init_distributed",
+    "is_rank_zero",
+    "rank_zero_handlers",
+    "sync_gradients",
+    "unwrap_module",
+    "wrap_ddp",
+]

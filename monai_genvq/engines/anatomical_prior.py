@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from monai_genvq.losses.anatomical_prior import ImageModelLoss, LabelPriorLoss, gaussian_nll_latent
 from monai_genvq.networks.nets.anatomical_prior import LOGVAR_RANGE, ImageSegmentationVAE, LabelPriorVAE
+from monai_genvq.engines.distributed import broadcast_module, unwrap_module
 from monai_genvq.engines.steps import check_finite_loss, optimizer_step
 
 _HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
@@ -129,9 +130,10 @@ class LabelPriorTrainer(SupervisedTrainer):
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:
-        num_labels = network.num_labels if num_labels is None else int(num_labels)
-        if num_labels != network.num_labels:
-            raise ValueError(f"num_labels={num_labels} but the network has {network.num_labels} label channels")
+        net_labels = unwrap_module(network).num_labels
+        num_labels = net_labels if num_labels is None else int(num_labels)
+        if num_labels != net_labels:
+            raise ValueError(f"num_labels={num_labels} but the network has {net_labels} label channels")
         super().__init__(
             device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
             optimizer=optimizer, loss_function=LabelPriorLoss(beta), prepare_batch=prepare_batch or PrepareLabelBatch(num_labels),
@@ -242,7 +244,7 @@ class ImageModelTrainer(SupervisedTrainer):
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:
-        frozen = {id(p) for p in network.prior.parameters()}
+        frozen = {id(p) for p in unwrap_module(network).prior.parameters()}
         if any(id(p) in frozen for g in optimizer.param_groups for p in g["params"]):
             raise ValueError("the stage-2 optimizer holds parameters of the frozen prior; pass network.trainable_parameters()")
         super().__init__(
@@ -256,7 +258,8 @@ class ImageModelTrainer(SupervisedTrainer):
 
     def _init_intensity(self, engine: ImageModelTrainer) -> None:
         if engine.state.iteration == 0:  # not when resuming from a checkpoint
-            atlas_intensity_init(engine.network, engine.data_loader, engine.prepare_batch, engine.state.device)
+            atlas_intensity_init(unwrap_module(engine.network), engine.data_loader, engine.prepare_batch, engine.state.device)
+            broadcast_module(engine.network)  # multi-process: every rank starts from rank 0's atlas
 
     def _iteration(self, engine: ImageModelTrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         if batchdata is None:
@@ -266,8 +269,8 @@ class ImageModelTrainer(SupervisedTrainer):
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         if engine.state.iteration <= engine.pretrain_iterations:
-            x_syn, z_syn = render_from_prior(engine.network, x.shape[0])
-            mu, logvar = engine.network.encode(x_syn)
+            x_syn, z_syn = render_from_prior(unwrap_module(engine.network), x.shape[0])
+            mu, logvar = unwrap_module(engine.network).encode(x_syn)
             loss = gaussian_nll_latent(z_syn, mu, logvar).mean()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             check_finite_loss(engine, hint=_HINT, stage="image-encoder pre-training (stage 2)", pretrain_loss=loss)

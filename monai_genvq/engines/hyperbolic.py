@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from monai_genvq.losses.hyperbolic import hierarchical_triplet_loss, reconstruction_nll
 from monai_genvq.transforms.patches import TRIPLET_KEYS
 
+from .distributed import unwrap_module
 from .steps import check_finite_loss, optimizer_step
 
 __all__ = ["HyperbolicVAETrainer", "HYPERBOLIC_LOSS_TERMS", "hyperbolic_loss_terms"]
@@ -92,7 +93,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         rec = reconstruction_nll(out.reconstruction, x, engine.likelihood, engine.likelihood_scale).mean()
         kl = out.kl.mean()
-        curvature = getattr(engine.network, "curvature", 1.0)
+        curvature = getattr(unwrap_module(engine.network), "curvature", 1.0)
         mu_p, mu_c, mu_n = out.mu[:b], out.mu[b : 2 * b], out.mu[2 * b :]
         triplet = hierarchical_triplet_loss(mu_p, mu_c, mu_n, curvature, engine.margin)
         loss = rec + engine.kl_weight * kl + engine.triplet_weight * triplet

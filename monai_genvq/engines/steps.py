@@ -15,6 +15,8 @@ from monai.engines.utils import IterationEvents
 from monai.utils.enums import CommonKeys as Keys
 from torch.optim import Optimizer
 
+from .distributed import sync_gradients
+
 __all__ = ["check_finite_loss", "optimizer_step"]
 
 
@@ -65,11 +67,13 @@ def optimizer_step(engine: Any, loss: torch.Tensor, optimizer: Optimizer | None 
     if getattr(engine, "amp", False) and scaler is not None:
         scaler.scale(loss).backward()
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        sync_gradients(engine.network, optimizer)
         scaler.step(optimizer)
         scaler.update()
     else:
         loss.backward()
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        sync_gradients(engine.network, optimizer)
         optimizer.step()
     if last:
         engine.state.output[Keys.LOSS] = loss.detach()

@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
+from monai_genvq.engines.distributed import sync_gradients, unwrap_module
 from monai_genvq.engines.steps import check_finite_loss, optimizer_step
 
 _HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
@@ -224,7 +225,7 @@ class SoftIntroTrainer(Trainer):
             amp_kwargs=amp_kwargs,
         )
         for name in ("encoder", "decoder"):
-            if not isinstance(getattr(network, name, None), nn.Module):
+            if not isinstance(getattr(unwrap_module(network), name, None), nn.Module):
                 raise TypeError(f"SoftIntroTrainer needs a network with an '{name}' module (e.g. SoftIntroResNetVAE)")
         if beta_neg <= 0 or beta_kl < 0 or beta_rec <= 0:
             raise ValueError(f"need beta_rec > 0, beta_kl >= 0, beta_neg > 0; got {beta_rec}, {beta_kl}, {beta_neg}")
@@ -243,7 +244,7 @@ class SoftIntroTrainer(Trainer):
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         x, attrs = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        net, kind = engine.network, engine.reconstruction
+        net, kind = unwrap_module(engine.network), engine.reconstruction
         scale = 1.0 / float(x[0].numel())
         b_kl, b_rec, b_neg = engine.beta_kl, engine.beta_rec, engine.beta_neg
         engine.state.output = {Keys.IMAGE: x, Keys.LABEL: x, "attributes": attrs}
@@ -276,6 +277,7 @@ class SoftIntroTrainer(Trainer):
         check_finite_loss(engine, hint=_HINT, loss_e=loss_e, rec_loss=rec_loss, kl=kl_real, attr_loss=attr)
         engine.optimizer_e.zero_grad(set_to_none=engine.optim_set_to_none)
         loss_e.backward()
+        sync_gradients(engine.network, engine.optimizer_e)
         engine.optimizer_e.step()
 
         # ---- decoder step (encoder frozen)
@@ -309,6 +311,7 @@ class SoftIntroTrainer(Trainer):
         engine.optimizer_d.zero_grad(set_to_none=engine.optim_set_to_none)
         loss_d.backward()
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        sync_gradients(engine.network, engine.optimizer_d)
         engine.optimizer_d.step()
         engine._freeze(net.encoder, False)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -24,3 +24,6 @@ __all__ += ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport",
 from .inference import LatentCodeWriter, resolve_checkpoint  # noqa: E402
 
 __all__ += ["LatentCodeWriter", "resolve_checkpoint"]
+from .resume import AtomicCheckpointSaver, CorruptCheckpointError, ResumeFromLatest, latest_checkpoint
+
+__all__ += ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]

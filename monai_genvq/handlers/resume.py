@@ -1,0 +1,190 @@
+"""Resumable training: periodic atomic checkpoints of the whole training state, and resuming from the latest.
+
+Every bundle's training config attaches one :class:`ResumeFromLatest` to its trainer. It writes
+``<ckpt_dir>/resume_checkpoint_<iteration>.pt`` (networks, optimisers, schedulers and the trainer's
+own state: iteration, epoch, epoch length) every ``save_interval`` iterations and when training
+completes, through Ignite's :class:`~ignite.handlers.DiskSaver` with ``atomic=True`` (temporary
+file + ``os.replace``: a process killed while saving leaves the previous checkpoint intact). With
+``resume=True`` it loads the newest such file when training starts, so the run continues at the
+saved iteration and ends at the same final iteration as an uninterrupted run.
+
+:class:`AtomicCheckpointSaver` is MONAI's :class:`~monai.handlers.CheckpointSaver` writing its
+files (``model.pt``, ``model_final.pt``, interval checkpoints) atomically too; MONAI's own saver
+writes in place, so a kill during ``torch.save`` would leave a truncated ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+from monai.handlers import CheckpointSaver
+
+__all__ = ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be read or does not hold the expected objects."""
+
+
+def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "resume") -> Path | None:
+    """The ``<prefix>_checkpoint_<iteration>.pt`` file with the highest iteration in ``ckpt_dir`` (None if none).
+
+    Example:
+        >>> latest_checkpoint("/nonexistent") is None
+        True
+    """
+    pattern = re.compile(rf"^{re.escape(prefix)}_checkpoint_(\d+)\.pt$")
+    found = []
+    if os.path.isdir(ckpt_dir):
+        for name in os.listdir(ckpt_dir):
+            match = pattern.match(name)
+            if match:
+                found.append((int(match.group(1)), Path(ckpt_dir) / name))
+    return max(found)[1] if found else None
+
+
+class ResumeFromLatest:
+    """Save the full training state periodically and (optionally) resume from the newest save.
+
+    A no-op for loading when ``resume`` is False or ``ckpt_dir`` holds no checkpoint yet (a fresh
+    run); a checkpoint that cannot be loaded raises :class:`CorruptCheckpointError` naming the
+    file. The trainer itself is added to the saved/loaded objects under ``"trainer"`` when the
+    handler is attached (so configs need not reference the trainer, which would be circular).
+    The trainer's ``max_epochs`` is kept from the config, so a resumed run can train longer than
+    the interrupted one. Only rank 0 writes (Ignite's ``DiskSaver``); every rank loads.
+
+    Args:
+        ckpt_dir: directory of the checkpoints.
+        save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimisers,
+            LR schedulers); DDP-wrapped networks are saved unwrapped.
+        resume: whether to load the newest checkpoint when training starts.
+        save_interval: save every this many iterations (0: only when training completes).
+        n_saved: how many checkpoints to keep.
+        file_prefix: file names are ``<file_prefix>_checkpoint_<iteration>.pt``.
+        strict: strict ``load_state_dict``.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> opt = torch.optim.SGD(net.parameters(), 0.1)
+        >>> handler = ResumeFromLatest("/tmp/ckpts", {"model": net, "optimizer": opt}, resume=True, save_interval=100)
+        >>> handler.attach(trainer)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        resume: bool = False,
+        save_interval: int = 0,
+        n_saved: int = 1,
+        file_prefix: str = "resume",
+        strict: bool = True,
+    ) -> None:
+        if not save_dict:
+            raise ValueError("ResumeFromLatest needs a non-empty save_dict (network, optimizer, ...)")
+        if save_interval < 0 or n_saved < 1:
+            raise ValueError(f"need save_interval >= 0 and n_saved >= 1, got {save_interval}, {n_saved}")
+        self.ckpt_dir, self.save_dict, self.resume = str(ckpt_dir), dict(save_dict), bool(resume)
+        self.save_interval, self.n_saved, self.file_prefix, self.strict = int(save_interval), int(n_saved), file_prefix, strict
+        self.loaded_from: Path | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Register saving (``ITERATION_COMPLETED(every=save_interval)`` and ``COMPLETED``) and loading (``STARTED``)."""
+        objects = {**self.save_dict, "trainer": engine}
+        self._objects = objects
+        saver = DiskSaver(self.ckpt_dir, require_empty=False, atomic=True, create_dir=True)
+        self._checkpoint = Checkpoint(
+            objects,
+            saver,
+            filename_prefix=self.file_prefix,
+            n_saved=self.n_saved,
+            global_step_transform=lambda e, _: e.state.iteration,
+        )
+        engine.add_event_handler(Events.STARTED, self._load)
+        engine.add_event_handler(Events.STARTED, self._attach_saving)
+        engine.add_event_handler(Events.COMPLETED, self._save)
+        self._saving_attached = False
+
+    def _attach_saving(self, engine: Engine) -> None:
+        """Register the interval save when the run starts, i.e. after every other handler: the saved state
+        then includes this iteration's LR-scheduler step and any other end-of-iteration update."""
+        if self.save_interval > 0 and not self._saving_attached:
+            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self._save)
+            self._saving_attached = True
+
+    def _save(self, engine: Engine) -> None:
+        if self._checkpoint.last_checkpoint is not None and engine.state.iteration == self._last_iteration():
+            return  # already saved at this iteration (interval and completion coincide)
+        self._checkpoint(engine)
+        self._remove_stale(engine.state.iteration)
+
+    def _last_iteration(self) -> int:
+        match = re.search(r"_(\d+)\.pt$", str(self._checkpoint.last_checkpoint))
+        return int(match.group(1)) if match else -1
+
+    def _remove_stale(self, iteration: int) -> None:
+        """Delete this prefix's older checkpoints beyond ``n_saved`` (those of an interrupted earlier run too)."""
+        from monai_genvq.engines.distributed import is_rank_zero
+
+        if not is_rank_zero():
+            return
+        pattern = re.compile(rf"^{re.escape(self.file_prefix)}_checkpoint_(\d+)\.pt$")
+        steps = sorted(
+            (int(m.group(1)), name) for name in os.listdir(self.ckpt_dir) if (m := pattern.match(name))
+        )
+        for step, name in steps[: max(0, len(steps) - self.n_saved)]:
+            if step < iteration:
+                try:
+                    os.remove(os.path.join(self.ckpt_dir, name))
+                except FileNotFoundError:
+                    pass
+
+    def _load(self, engine: Engine) -> None:
+        if not self.resume:
+            return
+        path = latest_checkpoint(self.ckpt_dir, self.file_prefix)
+        if path is None:
+            logger.info(f"resume requested but {self.ckpt_dir} holds no {self.file_prefix}_checkpoint_*.pt: starting fresh")
+            return
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # truncated / not a torch file
+            raise CorruptCheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        missing = [k for k in self._objects if not isinstance(checkpoint, Mapping) or k not in checkpoint]
+        if missing:
+            raise CorruptCheckpointError(f"checkpoint {path} lacks {missing} (holds {sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__})")
+        max_epochs = engine.state.max_epochs
+        try:
+            Checkpoint.load_objects(to_load=self._objects, checkpoint=checkpoint, strict=self.strict)
+        except Exception as e:
+            raise CorruptCheckpointError(f"checkpoint {path} does not match this training config: {e}") from e
+        engine.state.max_epochs = max_epochs
+        self.loaded_from = path
+        logger.info(f"resumed from {path} at iteration {engine.state.iteration} (epoch {engine.state.epoch})")
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """:class:`monai.handlers.CheckpointSaver` whose files are written atomically (temporary file + ``os.replace``).
+
+    Same arguments as MONAI's saver. A process killed while saving leaves the previous file (or
+    none), never a truncated one.
+
+    Example:
+        >>> saver = AtomicCheckpointSaver("/tmp/ckpts", {"model": torch.nn.Linear(2, 1)}, save_final=True)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if checkpoint is not None and isinstance(checkpoint.save_handler, DiskSaver):
+                checkpoint.save_handler._atomic = True
