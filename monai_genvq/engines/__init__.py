@@ -26,6 +26,7 @@ __all__ += [
 __all__ += ["CodePriorTrainer", "prior_loss_terms"]
 from .anatomical_prior import (
     ANATOMICAL_PRIOR_LOSS_TERMS,
+    AnatomicalPriorInferer,
     ImageModelTrainer,
     LabelPriorTrainer,
     PrepareImageBatch,
@@ -37,6 +38,7 @@ from .anatomical_prior import (
 
 __all__ += [
     "ANATOMICAL_PRIOR_LOSS_TERMS",
+    "AnatomicalPriorInferer",
     "ImageModelTrainer",
     "LabelPriorTrainer",
     "PrepareImageBatch",

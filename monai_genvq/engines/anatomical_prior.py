@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
+from monai.inferers import Inferer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
@@ -25,6 +26,7 @@ from monai_genvq.engines.steps import check_finite_loss, optimizer_step
 _HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
 __all__ = [
     "ANATOMICAL_PRIOR_LOSS_TERMS",
+    "AnatomicalPriorInferer",
     "ImageModelTrainer",
     "LabelPriorTrainer",
     "PrepareImageBatch",
@@ -282,3 +284,28 @@ class ImageModelTrainer(SupervisedTrainer):
             engine.state.output.update({Keys.LOSS: loss, "nll": terms.nll.detach(), "kl": terms.kl.detach()})
         optimizer_step(engine, loss)
         return engine.state.output
+
+
+class AnatomicalPriorInferer(Inferer):
+    """Returns the segmentation logits of an :class:`ImageSegmentationVAE` as a tensor (evaluators, MONAI Label).
+
+    ``mode="posterior_mean"``: ``log p(s | z = μ(x))`` (the model's segmentation of ``x``);
+    ``mode="prior_mean"``: the decoder at ``z = 0`` for every image (the mean shape, which ignores
+    the image: a reference showing what the prior alone gives).
+
+    Example:
+        >>> net = ImageSegmentationVAE(LabelPriorVAE(2, 3, 16, (4,), 2))
+        >>> AnatomicalPriorInferer()(torch.rand(2, 1, 16, 16), net).shape
+        torch.Size([2, 3, 16, 16])
+    """
+
+    def __init__(self, mode: str = "posterior_mean") -> None:
+        if mode not in ("posterior_mean", "prior_mean"):
+            raise ValueError(f"mode must be 'posterior_mean' or 'prior_mean'; got {mode!r}")
+        self.mode = mode
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        mu, _ = network.encode(inputs)
+        if self.mode == "prior_mean":
+            mu = torch.zeros_like(mu)
+        return network.decode(mu)
