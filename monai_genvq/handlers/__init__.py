@@ -21,3 +21,6 @@ __all__ += ["SegmentationReport", "load_module_checkpoint", "train_supervised_un
 from .streamline_prior_report import SAMPLE_STATISTICS, ReferenceStatistics, StreamlinePriorReport, choose_sample_statistics
 
 __all__ += ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport", "choose_sample_statistics"]
+from .cluster_dice import ClusterDice, to_label_ids  # noqa: E402
+
+__all__ += ["ClusterDice", "to_label_ids"]

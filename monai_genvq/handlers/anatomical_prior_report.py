@@ -163,6 +163,7 @@ class SegmentationReport:
         self.image_key, self.label_key, self.pred_key = image_key, label_key, pred_key
         self.results: dict[str, dict[str, dict[str, float]]] = {}
         self.n_images: dict[str, int] = {}
+        self.other_metrics: dict[str, dict[str, dict[str, float]]] = {}
         self.samples: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     def handler(self, method: str) -> _MethodHandler:
@@ -192,6 +193,20 @@ class SegmentationReport:
         details = torch.as_tensor(details).reshape(-1, len(self.label_names))
         self.results[method] = summarize_dice(details, self.label_names)
         self.n_images[method] = int(details.shape[0])
+        self.other_metrics[method] = {}
+        for name, value in engine.state.metrics.items():
+            if name == self.metric_name:
+                continue
+            per_image = getattr(engine.state, "metric_details", {}).get(name)
+            if per_image is not None:
+                v = torch.as_tensor(per_image, dtype=torch.float64).reshape(-1)
+                v = v[~torch.isnan(v)]
+                self.other_metrics[method][name] = {
+                    "mean": float(v.mean()) if v.numel() else float("nan"),
+                    "std": float(v.std()) if v.numel() > 1 else 0.0, "n": int(v.numel()),
+                }
+            elif isinstance(value, (int, float)):
+                self.other_metrics[method][name] = {"mean": float(value), "std": 0.0, "n": int(details.shape[0])}
         self.write()
 
     def write(self) -> dict[str, Any]:
@@ -208,12 +223,18 @@ class SegmentationReport:
             "n_test_images": n,
             "label_names": self.label_names,
             "dice": self.results,
+            "other_metrics": self.other_metrics,
             "figures": figures,
             "notes": self.notes,
         }
         write_json(out / "metrics.json", metrics)
-        header = ["method", *self.label_names, "mean"]
-        rows = [[name] + [format_mean_std(r[k]) for k in (*self.label_names, "mean")] for name, r in self.results.items()]
+        extra = sorted({k for m in self.other_metrics.values() for k in m})
+        header = ["method", *self.label_names, "mean", *extra]
+        rows = [
+            [name] + [format_mean_std(r[k]) for k in (*self.label_names, "mean")]
+            + [format_mean_std(self.other_metrics.get(name, {}).get(k)) for k in extra]
+            for name, r in self.results.items()
+        ]
         table = markdown_table(header, rows)
         atomic_write_text(
             out / "results.md",
