@@ -52,10 +52,11 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     out = run_bundle("training", stage2, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2", "--pretrain_iterations", "1")
     assert "pretrain_loss" in out or "Epoch[1] Complete" in out
     assert (tmp_path / "outputs" / "default" / "image" / "models" / "model.pt").is_file()
-    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2")
+    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2", "--refine_steps", "2")
     eval_dir = tmp_path / "outputs" / "default" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert set(metrics["dice"]) == {"prior mean shape, z = 0 (ignores the image)",
+        "anatomical prior VAE + MAP refinement of z (unsupervised)",
         "anatomical prior VAE (unsupervised)", "intensity k-means (lower bound)", "supervised UNet (upper bound)"
     }
     for result in metrics["dice"].values():
@@ -88,7 +89,7 @@ def test_brain3d_override_trains_both_stages_and_evaluates_in_3d(tmp_path, cache
     assert (tmp_path / "outputs" / "brain3d" / "prior" / "models" / "model.pt").is_file()
     assert any((r / "dataset.json").is_file() and any((r / "labelsTr").glob("*.nii.gz")) for r in root)
     parser("train_prior.json", "train_image.json", pretrain_iterations=1).get_parsed_content("run")
-    p3 = parser("train_prior.json", "train_image.json", "evaluate.json", unet_iterations=2)
+    p3 = parser("train_prior.json", "train_image.json", "evaluate.json", unet_iterations=2, refine_steps=2)
     p3.get_parsed_content("run")
     metrics = json.loads((tmp_path / "outputs" / "brain3d" / "eval" / "metrics.json").read_text())
     assert metrics["label_names"] == ["CSF", "GM", "WM"] and metrics["n_test_images"] == 2

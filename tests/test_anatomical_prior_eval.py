@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.engines import AnatomicalPriorInferer
+from monai_genvq.engines import AnatomicalPriorInferer, refine_latent
+from monai_genvq.losses import jensen_intensity_log_likelihood
 from monai_genvq.metrics import IntensityKMeans, per_label_dice
 from monai_genvq.networks import ImageSegmentationVAE, LabelPriorVAE
 from monai_genvq.transforms import HungarianMatchd, StackSliced, stack_slice_index
@@ -117,7 +118,10 @@ def test_report_collects_evaluators_into_metrics_table_and_figure(tmp_path):
 
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (4, 1, 12, 12), generator=g)
-    data = [{"image": torch.nn.functional.one_hot(labels[i, 0], 4).movedim(-1, 0).float(), "label": labels[i]} for i in range(4)]
+    from monai.data import DataLoader
+
+    items = [{"image": torch.nn.functional.one_hot(labels[i, 0], 4).movedim(-1, 0).float(), "label": labels[i]} for i in range(4)]
+    data = DataLoader(items, batch_size=2)
     report = SegmentationReport(tmp_path, ["LV", "MYO", "RV"], n_figure=2, figure_size=8)
 
     class Zero(torch.nn.Module):
@@ -141,3 +145,23 @@ def test_report_collects_evaluators_into_metrics_table_and_figure(tmp_path):
     assert metrics["n_test_images"] == 4 and metrics["dice"]["perfect"]["LV"]["n"] == 4
     assert [Path(f).name for f in metrics["figures"]] == ["overlays.png"] and Path(metrics["figures"][0]).is_file()
     assert "| perfect | 1.000 ± 0.000 |" in (tmp_path / "results.md").read_text()
+
+
+def test_latent_refinement_raises_the_map_objective():
+    torch.manual_seed(0)
+    net = ImageSegmentationVAE(LabelPriorVAE(2, 3, 16, (4,), 2)).eval()
+    x = torch.rand(3, 1, 16, 16)
+
+    def objective(z):
+        with torch.no_grad():
+            return jensen_intensity_log_likelihood(net.decode(z), x, net.means, net.logvars) - 0.5 * z.square().sum(1)
+
+    z0 = net.encode(x)[0].detach()
+    assert torch.equal(refine_latent(net, x, z0, steps=0), z0)
+    z1 = refine_latent(net, x, z0, steps=20)
+    assert torch.all(objective(z1) > objective(z0))
+    z2 = refine_latent(net, x, z0, steps=20, restarts=3)
+    assert torch.all(objective(z2) >= objective(z1) - 1e-3)  # the z0 start is among the candidates
+    assert all(not p.requires_grad for p in net.prior.parameters())
+    refined = AnatomicalPriorInferer(refine_steps=5)(x, net)
+    assert refined.shape == (3, 3, 16, 16)

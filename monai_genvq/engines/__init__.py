@@ -33,6 +33,7 @@ from .anatomical_prior import (
     PrepareLabelBatch,
     anatomical_prior_loss_terms,
     atlas_intensity_init,
+    refine_latent,
     render_from_prior,
 )
 
@@ -45,6 +46,7 @@ __all__ += [
     "PrepareLabelBatch",
     "anatomical_prior_loss_terms",
     "atlas_intensity_init",
+    "refine_latent",
     "render_from_prior",
 ]
 from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_loss_terms  # noqa: E402

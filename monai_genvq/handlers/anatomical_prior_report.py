@@ -104,11 +104,12 @@ def _label_map(x: Any) -> np.ndarray:
 
 
 def _figure_slice(image: np.ndarray, label: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
-    """2-D maps as they are; 3-D volumes -> the axial slice (last axis) holding the most foreground."""
+    """2-D maps as they are; 3-D volumes -> the axial slice (last axis) holding the most foreground (image: first channel)."""
+    image = image[0] if image.ndim == label.ndim + 1 else image.reshape(label.shape)
     if label.ndim == 2:
-        return image.reshape(label.shape), label, pred
+        return image, label, pred
     z = int(np.argmax((label > 0).reshape(-1, label.shape[-1]).sum(0)))
-    return image.reshape(label.shape)[..., z], label[..., z], pred[..., z]
+    return image[..., z], label[..., z], pred[..., z]
 
 
 class _MethodHandler:
