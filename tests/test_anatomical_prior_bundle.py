@@ -52,13 +52,45 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     out = run_bundle("training", stage2, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2", "--pretrain_iterations", "1")
     assert "pretrain_loss" in out or "Epoch[1] Complete" in out
     assert (tmp_path / "outputs" / "default" / "image" / "models" / "model.pt").is_file()
-    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2")
+    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2", "--refine_steps", "2")
     eval_dir = tmp_path / "outputs" / "default" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert set(metrics["dice"]) == {"prior mean shape, z = 0 (ignores the image)",
+        "anatomical prior VAE + MAP refinement of z (unsupervised)",
         "anatomical prior VAE (unsupervised)", "intensity k-means (lower bound)", "supervised UNet (upper bound)"
     }
     for result in metrics["dice"].values():
         assert {"LV", "MYO", "RV", "mean"} <= set(result)
         assert 0.0 <= result["mean"]["mean"] <= 1.0
     assert "| anatomical prior VAE (unsupervised) |" in (eval_dir / "results.md").read_text()
+    assert metrics["figures"] and all(Path(f).is_file() for f in metrics["figures"])
+    assert set(metrics["other_metrics"]["anatomical prior VAE (unsupervised)"]) == {"matched_dice"}
+
+
+@pytest.mark.slow
+def test_brain3d_override_trains_both_stages_and_evaluates_in_3d(tmp_path, cache_dir):
+    """configs/brain3d.json: Decathlon-layout NIfTI phantom read by MONAI's loaders, 3-D prior, image model, evaluation."""
+    from monai.bundle import ConfigParser
+
+    tiny = {"n_subjects": 8, "size": 16, "fov": 20}
+
+    def parser(*files, **overrides):
+        p = ConfigParser()
+        p.read_config([str(CONFIGS / f) for f in (*files, "brain3d.json")])
+        p.update({"bundle_root": str(tmp_path), "synthetic_brain": tiny, "image_size": 16, "batch_size": 2,
+                  "max_epochs": 1, "epoch_length": 2, **overrides})
+        return p
+
+    root = Path(cache_dir).glob("synthetic_brain_v1-*")
+    p1 = parser("train_prior.json")
+    item = p1.get_parsed_content("train#dataset")[0]
+    assert tuple(item["label"].shape) == (1, 16, 16, 16) and p1.get_parsed_content("network").spatial_dims == 3
+    p1.get_parsed_content("run")
+    assert (tmp_path / "outputs" / "brain3d" / "prior" / "models" / "model.pt").is_file()
+    assert any((r / "dataset.json").is_file() and any((r / "labelsTr").glob("*.nii.gz")) for r in root)
+    parser("train_prior.json", "train_image.json", pretrain_iterations=1).get_parsed_content("run")
+    p3 = parser("train_prior.json", "train_image.json", "evaluate.json", unet_iterations=2, refine_steps=2)
+    p3.get_parsed_content("run")
+    metrics = json.loads((tmp_path / "outputs" / "brain3d" / "eval" / "metrics.json").read_text())
+    assert metrics["label_names"] == ["CSF", "GM", "WM"] and metrics["n_test_images"] == 2
+    assert set(metrics["dice"]["anatomical prior VAE (unsupervised)"]) == {"CSF", "GM", "WM", "mean"}

@@ -96,12 +96,12 @@ __all__ += [
     "render_cardiac_phantom",
     "resolve_cardiac_dataset",
 ]
-from monai_genvq.data.anatomical_prior import anatomical_prior_datalists, location_prior, location_prior_from_dataset
+from monai_genvq.data.anatomical_prior import anatomical_prior_datalists, decathlon_prior_datalists, location_prior, location_prior_from_dataset
 
-__all__ += ["anatomical_prior_datalists", "location_prior", "location_prior_from_dataset"]
-from monai_genvq.data.synthetic.brain import BRAIN_LABELS, render_brain_phantom
+__all__ += ["anatomical_prior_datalists", "decathlon_prior_datalists", "location_prior", "location_prior_from_dataset"]
+from monai_genvq.data.synthetic.brain import BRAIN_LABELS, ensure_synthetic_brain, generate_synthetic_brain, render_brain_phantom
 
-__all__ += ["BRAIN_LABELS", "render_brain_phantom"]
+__all__ += ["BRAIN_LABELS", "ensure_synthetic_brain", "generate_synthetic_brain", "render_brain_phantom"]
 from monai_genvq.data.volumes import LoadVolume, LoadVolumed, VolumeFileError, discover_volumes, load_volume, normalize_volume, save_segmentation  # noqa: E402
 from monai_genvq.data.cryoet import discover_cryoet, read_mrc, write_mrc  # noqa: E402
 from monai_genvq.data.synthetic.hierarchy_toy import (  # noqa: E402

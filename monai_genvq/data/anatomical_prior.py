@@ -9,6 +9,7 @@ never used for learning). ACDC ``testing`` is the evaluation set.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from monai_genvq.data.cardiac import discover_acdc
 from monai_genvq.data.cardiac_datalist import resolve_cardiac_dataset
 
-__all__ = ["anatomical_prior_datalists", "location_prior", "location_prior_from_dataset"]
+__all__ = ["anatomical_prior_datalists", "decathlon_prior_datalists", "location_prior", "location_prior_from_dataset"]
 
 
 def _expand(records: Sequence[dict], offsets: Sequence[int]) -> list[dict]:
@@ -32,16 +33,18 @@ def anatomical_prior_datalists(
     seed: int = 0,
     synthetic: Mapping[str, Any] | None = None,
     max_subjects: int | None = None,
+    test_slice_offsets: Sequence[int] = (0,),
 ) -> dict[str, list[dict[str, Any]]]:
     """Datalists ``{"prior", "image", "test"}`` from an ACDC layout (real folder or the phantom).
 
     Args:
         dataset_dir: an ACDC folder; empty / None -> the embedded phantom (generated on first use).
         prior_fraction: fraction of training subjects whose label maps train the prior.
-        slice_offsets: short-axis slices around mid-ventricle used per subject (prior and image sets).
+        slice_offsets: slices around the chosen (middle-of-stack) slice used per subject (prior and image sets).
         seed: seed of the subject split.
         synthetic: phantom parameters (:func:`~monai_genvq.data.ensure_synthetic_acdc`).
-        max_subjects: keep at most this many subjects in each of ``prior`` and ``image`` (quick runs).
+        max_subjects: keep at most this many subjects in each of ``prior``, ``image`` and ``test`` (quick runs).
+        test_slice_offsets: slice offsets of the test items.
 
     Raises:
         ValueError: fewer than two training subjects, or ``prior_fraction`` outside (0, 1).
@@ -63,7 +66,63 @@ def anatomical_prior_datalists(
     image = [train[i] for i in sorted(order[n_prior:])]
     if max_subjects is not None:
         prior, image, test = prior[: int(max_subjects)], image[: int(max_subjects)], test[: int(max_subjects)]
-    return {"prior": _expand(prior, slice_offsets), "image": _expand(image, slice_offsets), "test": _expand(test, (0,))}
+    return {"prior": _expand(prior, slice_offsets), "image": _expand(image, slice_offsets), "test": _expand(test, test_slice_offsets)}
+
+
+def _split_subjects(items: Sequence[dict], prior_fraction: float, test_fraction: float, seed: int) -> dict[str, list[dict]]:
+    if not 0.0 < prior_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"prior_fraction and test_fraction must be in (0, 1); got {prior_fraction}, {test_fraction}")
+    if len(items) < 3:
+        raise ValueError(f"{len(items)} labelled subject(s); need 3+ (prior, image and test sets)")
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_test = min(len(items) - 2, max(1, int(round(test_fraction * len(items)))))
+    rest = order[n_test:]
+    n_prior = min(len(rest) - 1, max(1, int(round(prior_fraction * len(rest)))))
+    pick = lambda idx: [dict(items[i]) for i in sorted(idx)]  # noqa: E731
+    return {"prior": pick(rest[:n_prior]), "image": pick(rest[n_prior:]), "test": pick(order[:n_test])}
+
+
+def decathlon_prior_datalists(
+    dataset_dir: str | os.PathLike | None = None,
+    prior_fraction: float = 0.5,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    synthetic: Mapping[str, Any] | None = None,
+    max_subjects: int | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Datalists ``{"prior", "image", "test"}`` of volumes from a Decathlon-layout folder (``dataset.json``).
+
+    The labelled ``training`` cases (read with MONAI's ``load_decathlon_datalist``) are split by
+    subject, seeded: ``test_fraction`` for evaluation, the rest into ``prior`` (label maps train
+    the prior) and ``image`` (images train stage 2, labels unused) by ``prior_fraction``.
+
+    Args:
+        dataset_dir: a Decathlon-layout folder; empty / None -> the embedded 3-D brain phantom
+            (:func:`~monai_genvq.data.synthetic.brain.ensure_synthetic_brain`).
+        prior_fraction, test_fraction: split fractions.
+        seed: seed of the split.
+        synthetic: phantom parameters.
+        max_subjects: keep at most this many subjects per set (quick runs).
+
+    Raises:
+        FileNotFoundError: no ``dataset.json`` in ``dataset_dir``.
+        ValueError: fewer than 3 labelled cases, or fractions outside (0, 1).
+    """
+    from monai.data import load_decathlon_datalist
+
+    from monai_genvq.data.synthetic.brain import ensure_synthetic_brain
+
+    root = Path(dataset_dir).expanduser() if dataset_dir else ensure_synthetic_brain(**dict(synthetic or {}))
+    meta = root / "dataset.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"'{root}' has no dataset.json: not a Decathlon-layout folder")
+    items = load_decathlon_datalist(str(meta), is_segmentation=True, data_list_key="training", base_dir=str(root))
+    for it in items:
+        it["subject"] = Path(str(it["image"])).name.split(".")[0]
+    lists = _split_subjects(items, prior_fraction, test_fraction, seed)
+    if max_subjects is not None:
+        lists = {k: v[: int(max_subjects)] for k, v in lists.items()}
+    return lists
 
 
 def location_prior(label_maps: Iterable[Any], num_labels: int, alpha: float = 1.0) -> torch.Tensor:

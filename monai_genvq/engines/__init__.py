@@ -26,23 +26,27 @@ __all__ += [
 __all__ += ["CodePriorTrainer", "prior_loss_terms"]
 from .anatomical_prior import (
     ANATOMICAL_PRIOR_LOSS_TERMS,
+    AnatomicalPriorInferer,
     ImageModelTrainer,
     LabelPriorTrainer,
     PrepareImageBatch,
     PrepareLabelBatch,
     anatomical_prior_loss_terms,
     atlas_intensity_init,
+    refine_latent,
     render_from_prior,
 )
 
 __all__ += [
     "ANATOMICAL_PRIOR_LOSS_TERMS",
+    "AnatomicalPriorInferer",
     "ImageModelTrainer",
     "LabelPriorTrainer",
     "PrepareImageBatch",
     "PrepareLabelBatch",
     "anatomical_prior_loss_terms",
     "atlas_intensity_init",
+    "refine_latent",
     "render_from_prior",
 ]
 from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_loss_terms  # noqa: E402

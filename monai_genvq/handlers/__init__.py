@@ -15,9 +15,9 @@ from .ssim import SSIMHandler
 
 __all__ += ["CardiacEvaluationReport", "SSIMHandler", "cardiac_table", "collect_cardiac_results"]
 __all__ += ["QuantizerEvaluationReport", "collect_quantizer_results", "quantizer_table", "CodePriorReport", "save_nifti_slice"]
-from .anatomical_prior_report import evaluate_anatomical_prior, load_module_checkpoint, train_supervised_unet
+from .anatomical_prior_report import SegmentationReport, load_module_checkpoint, train_supervised_unet
 
-__all__ += ["evaluate_anatomical_prior", "load_module_checkpoint", "train_supervised_unet"]
+__all__ += ["SegmentationReport", "load_module_checkpoint", "train_supervised_unet"]
 from .streamline_prior_report import SAMPLE_STATISTICS, ReferenceStatistics, StreamlinePriorReport, choose_sample_statistics
 
 __all__ += ["SAMPLE_STATISTICS", "ReferenceStatistics", "StreamlinePriorReport", "choose_sample_statistics"]
@@ -27,3 +27,6 @@ __all__ += ["LatentCodeWriter", "resolve_checkpoint"]
 from .resume import AtomicCheckpointSaver, CorruptCheckpointError, ResumeFromLatest, latest_checkpoint
 
 __all__ += ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]
+from .cluster_dice import ClusterDice, to_label_ids  # noqa: E402
+
+__all__ += ["ClusterDice", "to_label_ids"]

@@ -1,6 +1,9 @@
-"""Evaluation of the anatomical-prior segmentation: per-label Dice of the model beside k-means and a supervised UNet.
+"""Evaluation report of the anatomical-prior segmentation: per-label Dice of several evaluators in one table.
 
-Writes ``<output_dir>/metrics.json`` and ``<output_dir>/results.md`` (Markdown table).
+Each method (the unsupervised model, the prior's mean shape, intensity k-means, a supervised UNet)
+runs through its own MONAI ``SupervisedEvaluator`` with a ``MeanDice`` handler (per-image,
+per-label details kept); a :class:`SegmentationReport` collects them and writes
+``<output_dir>/metrics.json``, ``<output_dir>/results.md`` (Markdown table) and an overlay figure.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from monai_genvq.metrics.segmentation import kmeans_segmentation, per_label_dice, summarize_dice
+from ignite.engine import Engine, Events
+
+from monai_genvq.metrics.segmentation import summarize_dice
 from monai_genvq.reporting import atomic_write_text, format_mean_std, markdown_table, write_json
 
-__all__ = ["evaluate_anatomical_prior", "load_module_checkpoint", "train_supervised_unet"]
+__all__ = ["SegmentationReport", "load_module_checkpoint", "train_supervised_unet"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,67 +97,171 @@ def train_supervised_unet(
     return net.eval()
 
 
-def evaluate_anatomical_prior(
-    network: nn.Module,
-    test_dataset: Any,
-    output_dir: str | os.PathLike,
-    label_names: Sequence[str] = ("LV", "MYO", "RV"),
-    supervised_dataset: Any | None = None,
-    unet_iterations: int = 300,
-    unet_channels: Sequence[int] = (16, 32, 64),
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    dataset_name: str = "",
-) -> dict[str, Any]:
-    """Per-label Dice on ``test_dataset`` of the unsupervised model, intensity k-means and a supervised UNet.
+def _label_map(x: Any) -> np.ndarray:
+    """(L, *S) one-hot / probabilities or (1, *S) / (*S) ids -> (*S) int ids."""
+    a = np.asarray(torch.as_tensor(x).detach().cpu().float())
+    return (a.argmax(0) if a.ndim >= 3 and a.shape[0] > 1 else a.reshape(a.shape[1:] if a.ndim >= 3 else a.shape)).astype(np.int64)
+
+
+def _figure_slice(image: np.ndarray, label: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
+    """2-D maps as they are; 3-D volumes -> the axial slice (last axis) holding the most foreground (image: first channel)."""
+    image = image[0] if image.ndim == label.ndim + 1 else image.reshape(label.shape)
+    if label.ndim == 2:
+        return image, label, pred
+    z = int(np.argmax((label > 0).reshape(-1, label.shape[-1]).sum(0)))
+    return image[..., z], label[..., z], pred[..., z]
+
+
+class _MethodHandler:
+    def __init__(self, report: SegmentationReport, method: str) -> None:
+        self.report, self.method = report, method
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.report._collect, self.method)
+        engine.add_event_handler(Events.COMPLETED, self.report._complete, self.method)
+
+
+class SegmentationReport:
+    """Per-label Dice of several evaluators in one report: ``metrics.json``, ``results.md`` and an overlay figure.
+
+    Attach ``report.handler(method)`` to each method's evaluator (it must carry a MONAI ``MeanDice``
+    handler named ``metric_name`` with ``save_details=True``, i.e. per-image, per-label Dice in
+    ``engine.state.metric_details``). When an evaluator completes, the report re-writes its files
+    with every method seen so far. Scores and figures are in each image's own frame (the
+    evaluators invert the preprocessing geometry of the predictions before scoring).
 
     Args:
-        network: a trained :class:`~monai_genvq.networks.ImageSegmentationVAE` (``segment(x)``).
-        test_dataset: items with ``image`` (C, *S) and ``label`` (1, *S) in the declared label set.
-        output_dir: receives ``metrics.json`` and ``results.md``.
+        output_dir: receives ``metrics.json``, ``results.md`` and ``overlays.png``.
         label_names: names of labels 1..L-1.
-        supervised_dataset: paired items for the UNet upper bound (None or ``unet_iterations=0`` skips it).
-        unet_iterations, unet_channels: UNet training length and width.
-        device: device.
-        seed: seed of k-means and the UNet.
+        metric_name: name of the ``MeanDice`` handler in the evaluators.
         dataset_name: written into the report.
+        n_figure: test items shown in the figure (rows); 0 disables it.
+        figure_size: side of the square (pixels of the image's own frame) shown around the ground truth.
+        notes: free text written into ``metrics.json``.
+        image_key, label_key, pred_key: keys of the evaluator's (decollated, post-processed) output.
 
-    Returns:
-        The metrics dict that was written.
+    Example:
+        >>> report = SegmentationReport("eval", ["LV", "MYO", "RV"])  # doctest: +SKIP
+        >>> evaluator = SupervisedEvaluator(..., val_handlers=[report.handler("my model")])  # doctest: +SKIP
     """
-    num_labels = len(label_names) + 1
-    x, y = _stack(test_dataset, "image").float(), _stack(test_dataset, "label").long()
-    y = y[:, 0] if y.ndim == x.ndim else y
-    network = network.to(device).eval()
-    with torch.no_grad():
-        pred = torch.cat([network.segment(x[i : i + 32].to(device)).cpu() for i in range(0, x.shape[0], 32)])
-        atlas = network.decode(torch.zeros(1, network.latent_dim, device=device)).argmax(1).cpu().expand_as(y)
-    methods = {"anatomical prior VAE (unsupervised)": per_label_dice(pred, y, num_labels)}
-    methods["prior mean shape, z = 0 (ignores the image)"] = per_label_dice(atlas, y, num_labels)
-    methods["intensity k-means (lower bound)"] = per_label_dice(
-        torch.as_tensor(kmeans_segmentation(x, y, num_labels, seed=seed)), y, num_labels
-    )
-    if supervised_dataset is not None and unet_iterations > 0:
-        unet = train_supervised_unet(supervised_dataset, num_labels, unet_iterations, channels=unet_channels, device=device, seed=seed)
-        with torch.no_grad():
-            sup = torch.cat([unet(x[i : i + 32].to(device)).argmax(1).cpu() for i in range(0, x.shape[0], 32)])
-        methods["supervised UNet (upper bound)"] = per_label_dice(sup, y, num_labels)
-    results = {name: summarize_dice(d, label_names) for name, d in methods.items()}
-    metrics = {
-        "dataset": dataset_name,
-        "n_test_images": int(x.shape[0]),
-        "label_names": list(label_names),
-        "dice": results,
-        "notes": "Dice per foreground label, mean ± std over test slices; k-means clusters are matched to labels "
-        "per image with the Hungarian algorithm on the ground truth (optimistic for k-means); the prior mean "
-        "shape is the frozen decoder at z = 0 for every image (what the location prior and prior alone give).",
-    }
-    out = Path(output_dir)
-    write_json(out / "metrics.json", metrics)
-    header = ["method", *label_names, "mean"]
-    rows = [[name] + [format_mean_std(r[k]) for k in (*label_names, "mean")] for name, r in results.items()]
-    table = markdown_table(header, rows)
-    atomic_write_text(out / "results.md", f"# Anatomical-prior segmentation: Dice on {dataset_name or 'test'} ({x.shape[0]} slices)\n\n{table}\n")
-    logger.info("anatomical prior evaluation:\n%s", table)
-    print(table)
-    return metrics
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        label_names: Sequence[str] = ("LV", "MYO", "RV"),
+        metric_name: str = "dice",
+        dataset_name: str = "",
+        n_figure: int = 6,
+        figure_size: int = 96,
+        notes: str = "",
+        image_key: str = "image",
+        label_key: str = "label",
+        pred_key: str = "pred",
+    ) -> None:
+        self.output_dir, self.label_names = Path(output_dir), list(label_names)
+        self.metric_name, self.dataset_name, self.notes = metric_name, dataset_name, notes
+        self.n_figure, self.figure_size = int(n_figure), int(figure_size)
+        self.image_key, self.label_key, self.pred_key = image_key, label_key, pred_key
+        self.results: dict[str, dict[str, dict[str, float]]] = {}
+        self.n_images: dict[str, int] = {}
+        self.other_metrics: dict[str, dict[str, dict[str, float]]] = {}
+        self.samples: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def handler(self, method: str) -> _MethodHandler:
+        """An Ignite handler (``attach(engine)``) reporting the evaluator's results under ``method``."""
+        return _MethodHandler(self, method)
+
+    def _collect(self, engine: Engine, method: str) -> None:
+        if engine.state.iteration == 1:
+            self.samples[method] = []
+        samples = self.samples.setdefault(method, [])
+        outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        for item in outputs:
+            if len(samples) >= self.n_figure:
+                return
+            samples.append(_figure_slice(
+                np.asarray(torch.as_tensor(item[self.image_key]).detach().cpu().float()),
+                _label_map(item[self.label_key]), _label_map(item[self.pred_key]),
+            ))
+
+    def _complete(self, engine: Engine, method: str) -> None:
+        details = getattr(engine.state, "metric_details", {}).get(self.metric_name)
+        if details is None:
+            raise KeyError(
+                f"evaluator of {method!r} has no per-image '{self.metric_name}' details: attach a MeanDice handler "
+                f"named {self.metric_name!r} with save_details=True"
+            )
+        details = torch.as_tensor(details).reshape(-1, len(self.label_names))
+        self.results[method] = summarize_dice(details, self.label_names)
+        self.n_images[method] = int(details.shape[0])
+        self.other_metrics[method] = {}
+        for name, value in engine.state.metrics.items():
+            if name == self.metric_name:
+                continue
+            per_image = getattr(engine.state, "metric_details", {}).get(name)
+            if per_image is not None:
+                v = torch.as_tensor(per_image, dtype=torch.float64).reshape(-1)
+                v = v[~torch.isnan(v)]
+                self.other_metrics[method][name] = {
+                    "mean": float(v.mean()) if v.numel() else float("nan"),
+                    "std": float(v.std()) if v.numel() > 1 else 0.0, "n": int(v.numel()),
+                }
+            elif isinstance(value, (int, float)):
+                self.other_metrics[method][name] = {"mean": float(value), "std": 0.0, "n": int(details.shape[0])}
+        self.write()
+
+    def write(self) -> dict[str, Any]:
+        """Write ``metrics.json``, ``results.md`` and the figure for the methods seen so far; returns the metrics."""
+        out = self.output_dir
+        figures = []
+        if self.n_figure > 0 and self.samples:
+            figure = self.write_figure(out / "overlays.png")
+            if figure is not None:
+                figures.append(str(figure))
+        n = max(self.n_images.values(), default=0)
+        metrics = {
+            "dataset": self.dataset_name,
+            "n_test_images": n,
+            "label_names": self.label_names,
+            "dice": self.results,
+            "other_metrics": self.other_metrics,
+            "figures": figures,
+            "notes": self.notes,
+        }
+        write_json(out / "metrics.json", metrics)
+        extra = sorted({k for m in self.other_metrics.values() for k in m})
+        header = ["method", *self.label_names, "mean", *extra]
+        rows = [
+            [name] + [format_mean_std(r[k]) for k in (*self.label_names, "mean")]
+            + [format_mean_std(self.other_metrics.get(name, {}).get(k)) for k in extra]
+            for name, r in self.results.items()
+        ]
+        table = markdown_table(header, rows)
+        atomic_write_text(
+            out / "results.md",
+            f"# Anatomical-prior segmentation: Dice on {self.dataset_name or 'test'} ({n} images)\n\n{table}\n\n{self.notes}\n",
+        )
+        logger.info("anatomical prior evaluation:\n%s", table)
+        return metrics
+
+    def write_figure(self, path: Path) -> Path | None:
+        """Rows of test items: image, ground truth, then each method's prediction, overlaid in colour."""
+        from monai_genvq.visualize.segmentation import crop_around, label_overlay, save_overlay_grid
+
+        methods = [m for m in self.results if self.samples.get(m)]
+        if not methods:
+            return None
+        n = min(len(self.samples[m]) for m in methods)
+        rows = []
+        for i in range(n):
+            image, label, _ = self.samples[methods[0]][i]
+            size = min(self.figure_size, max(label.shape))
+            maps = [label] + [self.samples[m][i][2] for m in methods]
+            cropped = crop_around([image, *maps], label, size)
+            lo, hi = (float(v) for v in np.percentile(cropped[0], [1, 99]))
+            rows.append([label_overlay(cropped[0], None, value_range=(lo, hi))]
+                        + [label_overlay(cropped[0], m, value_range=(lo, hi)) for m in cropped[1:]])
+        save_overlay_grid(rows, path)
+        caption = " | ".join(["image", "ground truth", *methods])
+        atomic_write_text(path.with_suffix(".txt"), f"columns: {caption}\n")
+        return path

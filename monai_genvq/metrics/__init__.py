@@ -28,9 +28,9 @@ __all__ += [
     "scc_score",
 ]
 __all__ += ["CodebookUsageMetric"]
-from .segmentation import hungarian_match, kmeans_segmentation, per_label_dice, summarize_dice
+from .segmentation import IntensityKMeans, hungarian_match, kmeans_clusters, kmeans_segmentation, per_label_dice, summarize_dice
 
-__all__ += ["hungarian_match", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
+__all__ += ["IntensityKMeans", "hungarian_match", "kmeans_clusters", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
 from .cluster_dice import ClusterDiceMetric, dice_matrix, hungarian_dice  # noqa: E402
 
 __all__ += ["ClusterDiceMetric", "dice_matrix", "hungarian_dice"]

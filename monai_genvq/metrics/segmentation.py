@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from monai.metrics import DiceMetric
 
-__all__ = ["hungarian_match", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
+__all__ = ["IntensityKMeans", "hungarian_match", "kmeans_clusters", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
 
 
 def _onehot(lab: torch.Tensor, num_labels: int) -> torch.Tensor:
@@ -69,33 +69,83 @@ def hungarian_match(clusters: np.ndarray, target: np.ndarray, num_labels: int) -
     return lut[clusters]
 
 
+def kmeans_clusters(image: Any, num_clusters: int, seed: int = 0, restarts: int = 5) -> np.ndarray:
+    """Intensity k-means (``scipy.cluster.vq.kmeans2``, k-means++ start) of each image, no labels: cluster ids.
+
+    Args:
+        image: (B, C, *spatial) intensities (channels are the features of a voxel).
+        num_clusters: k.
+        seed: seed of the first k-means++ start; the best of ``restarts`` runs (lowest distortion) is kept.
+        restarts: k-means runs per image.
+
+    Returns:
+        (B, *spatial) int64 cluster ids (arbitrary order: match them to labels to score them).
+
+    Example:
+        >>> ids = kmeans_clusters(np.array([[[0.0, 0.0, 1.0, 1.0]]]), 2)
+        >>> bool(ids[0, 0] == ids[0, 1] != ids[0, 2] == ids[0, 3])
+        True
+    """
+    from scipy.cluster.vq import kmeans2
+
+    img = np.asarray(torch.as_tensor(image).float().detach().cpu())
+    if img.ndim < 3:
+        raise ValueError(f"kmeans_clusters expects (B, C, *spatial) images; got shape {img.shape}")
+    feats = img.reshape(img.shape[0], img.shape[1], -1)
+    out = np.zeros((img.shape[0],) + img.shape[2:], np.int64)
+    for b in range(img.shape[0]):
+        x = feats[b].T.astype(np.float64)
+        best, best_cost = None, np.inf
+        for r in range(int(restarts)):
+            centroids, lab = kmeans2(x, int(num_clusters), minit="++", seed=seed + r)
+            cost = float(((x - centroids[lab]) ** 2).sum())
+            if cost < best_cost:
+                best, best_cost = lab, cost
+        out[b] = best.reshape(img.shape[2:])
+    return out
+
+
 def kmeans_segmentation(image: Any, target: Any, num_labels: int, seed: int = 0, restarts: int = 5) -> np.ndarray:
-    """Intensity k-means (``scipy.cluster.vq.kmeans2``, k = num_labels) per image, matched to the labels.
+    """Intensity k-means (:func:`kmeans_clusters`, k = num_labels) per image, matched to the labels.
 
     Args:
         image: (B, C, *spatial) or (B, *spatial) intensities.
         target: (B, *spatial) or (B, 1, *spatial) ground truth, used only for the Hungarian matching
             of cluster ids to labels.
         num_labels: k.
-        seed: seed of the k-means++ initialisation; the best of ``restarts`` runs (lowest distortion) is kept.
+        seed, restarts: as :func:`kmeans_clusters`.
 
     Returns:
         (B, *spatial) label maps.
     """
-    from scipy.cluster.vq import kmeans2
-
     img = np.asarray(torch.as_tensor(image).float().cpu())
     tgt = np.asarray(torch.as_tensor(target).cpu())
     tgt = tgt[:, 0] if tgt.ndim == img.ndim else tgt
-    feats = img.reshape(img.shape[0], img.shape[1], -1) if img.ndim == tgt.ndim + 1 else img.reshape(img.shape[0], 1, -1)
-    out = np.zeros(tgt.shape, np.int64)
-    for b in range(img.shape[0]):
-        x = feats[b].T.astype(np.float64)
-        best, best_cost = None, np.inf
-        for r in range(restarts):
-            centroids, lab = kmeans2(x, num_labels, minit="++", seed=seed + r)
-            cost = float(((x - centroids[lab]) ** 2).sum())
-            if cost < best_cost:
-                best, best_cost = lab, cost
-        out[b] = hungarian_match(best.reshape(tgt.shape[1:]), tgt[b], num_labels)
-    return out
+    img = img if img.ndim == tgt.ndim + 1 else img[:, None]
+    clusters = kmeans_clusters(img, num_labels, seed, restarts)
+    return np.stack([hungarian_match(clusters[b], tgt[b], num_labels) for b in range(img.shape[0])])
+
+
+class IntensityKMeans(torch.nn.Module):
+    """The intensity k-means baseline as a parameter-free "network": images -> one-hot cluster maps.
+
+    Lets the baseline run through the same MONAI evaluator (and post-processing) as the learnt
+    models. Cluster ids are arbitrary; scoring them needs a matching to the labels (the standard
+    Hungarian matching, :class:`monai_genvq.transforms.HungarianMatchd`), which uses the ground truth.
+
+    Args:
+        num_clusters: k.
+        seed, restarts: as :func:`kmeans_clusters`.
+
+    Example:
+        >>> IntensityKMeans(2)(torch.tensor([[[[0.0, 0.0, 1.0, 1.0]]]])).shape
+        torch.Size([1, 2, 1, 4])
+    """
+
+    def __init__(self, num_clusters: int = 4, seed: int = 0, restarts: int = 5) -> None:
+        super().__init__()
+        self.num_clusters, self.seed, self.restarts = int(num_clusters), int(seed), int(restarts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = torch.as_tensor(kmeans_clusters(x, self.num_clusters, self.seed, self.restarts), device=x.device)
+        return torch.nn.functional.one_hot(ids, self.num_clusters).movedim(-1, 1).float()

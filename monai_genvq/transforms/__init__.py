@@ -58,15 +58,23 @@ __all__ += [
 from .anatomical_prior import (
     AlignCardiacSlice,
     AlignCardiacSliced,
+    HungarianMatchd,
     LabelMapError,
+    StackSlice,
+    StackSliced,
     ValidateLabelMap,
     ValidateLabelMapd,
     check_label_map,
+    stack_slice_index,
 )
 
 __all__ += [
     "AlignCardiacSlice",
     "AlignCardiacSliced",
+    "HungarianMatchd",
+    "StackSlice",
+    "StackSliced",
+    "stack_slice_index",
     "LabelMapError",
     "ValidateLabelMap",
     "ValidateLabelMapd",

@@ -1,11 +1,14 @@
-"""Transforms of the anatomical-prior segmentation pipeline: slice alignment without label masking, label-map checks.
+"""Transforms of the anatomical-prior segmentation pipeline: label-free slice choice, label-map checks, evaluation matching.
 
-The anatomical-prior method (Dalca et al. 2018) assumes images and label maps in one common
-frame (they affinely register every image to an atlas). Here the short-axis slice is brought
-into the Attri-SIVAE frame with :func:`monai_genvq.transforms.cardiac.align_short_axis`, whose pose
-(centre, angle) comes from the ground truth: a stand-in for that registration step. Unlike the
-Attri-SIVAE preprocessing, nothing outside the heart is masked and intensities are normalised by
-a percentile of the whole crop, so the images carry no label information beyond the pose.
+The default pipeline uses **no labels** to prepare stage-2 and test images: :class:`StackSliced`
+picks short-axis slices by their position in the stack (the middle slice(s)), the bundle then
+crops/pads the image around the image centre and resizes it (MONAI ``ResizeWithPadOrCropd`` +
+``Resized``, invertible, so predictions are scored in the image's own frame). The shape prior
+covers un-posed anatomy because its label maps are prepared the same way and pose-augmented.
+
+:class:`AlignCardiacSliced` is kept only for the *oracle-pose* ablation: it puts a slice in the
+Attri-SIVAE pose (centre, rotation) computed from the ground truth, which leaks labels into the
+input and must not be used for an unsupervised result.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from monai_genvq.transforms.cardiac import align_short_axis, select_short_axis_s
 __all__ = [
     "AlignCardiacSlice",
     "AlignCardiacSliced",
+    "HungarianMatchd",
+    "StackSlice",
+    "StackSliced",
+    "stack_slice_index",
     "LabelMapError",
     "ValidateLabelMap",
     "ValidateLabelMapd",
@@ -197,4 +204,115 @@ class AlignCardiacSliced(MapTransform):
             d[ik], d[lk] = self.op(d[ik], d[lk], offset)
         except (CardiacDataError, LabelMapError) as e:
             raise type(e)(f"{d.get('subject', 'case')}: {e}") from None
+        return d
+
+
+def stack_slice_index(n_slices: int, offset: int = 0, position: float = 0.5) -> int:
+    """Label-free slice choice: ``floor(position · (n_slices − 1)) + offset``, clipped to the stack.
+
+    ``position=0.5`` is the middle of the stack (for a short-axis stack from base to apex, a
+    mid-ventricular slice). Nothing but the number of slices is used.
+
+    Example:
+        >>> stack_slice_index(8), stack_slice_index(8, 1), stack_slice_index(8, -9), stack_slice_index(1, 2)
+        (3, 4, 0, 0)
+    """
+    if n_slices < 1:
+        raise ValueError(f"the stack holds no slice (n_slices={n_slices})")
+    if not 0.0 <= float(position) <= 1.0:
+        raise ValueError(f"position must be in [0, 1]; got {position}")
+    index = int(np.floor(float(position) * (n_slices - 1))) + int(offset)
+    return int(np.clip(index, 0, n_slices - 1))
+
+
+class StackSlice(Transform):
+    """Array transform: volume(s) (X, Y, Z) -> the slice(s) (1, X, Y) at :func:`stack_slice_index` (no labels used).
+
+    Args:
+        position: fraction of the stack (0 first slice, 1 last); 0.5 = middle.
+        offset: slices added to that index (neighbouring-slice datalists).
+
+    Example:
+        >>> StackSlice()(np.zeros((4, 5, 8)), np.ones((4, 5, 8)))[1].shape
+        torch.Size([1, 4, 5])
+    """
+
+    def __init__(self, position: float = 0.5, offset: int = 0) -> None:
+        self.position, self.offset = float(position), int(offset)
+
+    def __call__(self, *volumes: Any, offset: int | None = None) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        arrays = [np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v) for v in volumes]
+        arrays = [a[0] if a.ndim == 4 and a.shape[0] == 1 else a for a in arrays]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1 or any(a.ndim != 3 for a in arrays):
+            raise LabelMapError(f"expected volumes (X, Y, Z) of one shape; got {[a.shape for a in arrays]}")
+        index = stack_slice_index(arrays[0].shape[2], self.offset if offset is None else int(offset), self.position)
+        self.last_index = index
+        return tuple(torch.as_tensor(np.ascontiguousarray(a[:, :, index]))[None] for a in arrays)
+
+
+class StackSliced(MapTransform):
+    """Dictionary form of :class:`StackSlice` (the same index for every key; ``slice_offset`` read per item).
+
+    The chosen index is stored under ``"slice_index"``.
+
+    Example:
+        >>> StackSliced(("image", "label"))({"image": np.zeros((4, 5, 8)), "label": np.zeros((4, 5, 8)), "slice_offset": 1})["slice_index"]
+        4
+    """
+
+    def __init__(
+        self, keys: KeysCollection = ("image", "label"), position: float = 0.5, offset: int = 0,
+        slice_offset_key: str | None = "slice_offset", allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.op, self.slice_offset_key = StackSlice(position, offset), slice_offset_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        offset = d.get(self.slice_offset_key) if self.slice_offset_key else None
+        try:
+            out = self.op(*(d[k] for k in keys), offset=offset)
+        except LabelMapError as e:
+            raise LabelMapError(f"{d.get('subject', 'case')}: {e}") from None
+        d.update(zip(keys, out))
+        d["slice_index"] = self.op.last_index
+        return d
+
+
+class HungarianMatchd(MapTransform):
+    """Evaluation only: relabel cluster ids of ``keys`` to the ground-truth labels they overlap most.
+
+    One-to-one matching by the Hungarian algorithm on the cluster × label overlap of each image
+    (:func:`monai_genvq.metrics.hungarian_match`) — the standard way of scoring a clustering
+    (e.g. intensity k-means) against labels. It uses the ground truth, so it flatters the
+    clustering; never apply it to a method that names its labels itself.
+
+    Args:
+        keys: cluster-id maps (1, *spatial) (e.g. ``"pred"`` after ``AsDiscreted(argmax=True)``).
+        label_key: ground truth (1, *spatial).
+        num_labels: number of labels (and clusters).
+
+    Example:
+        >>> HungarianMatchd("pred", num_labels=3)({"pred": torch.tensor([[2, 2, 0, 1]]), "label": torch.tensor([[1, 1, 0, 2]])})["pred"]
+        tensor([[1, 1, 0, 2]])
+    """
+
+    def __init__(self, keys: KeysCollection = "pred", label_key: str = "label", num_labels: int = 4) -> None:
+        super().__init__(keys)
+        self.label_key, self.num_labels = label_key, int(num_labels)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_genvq.metrics.segmentation import hungarian_match
+
+        d = dict(data)
+        label = np.asarray(torch.as_tensor(d[self.label_key]).detach().cpu()).astype(np.int64)
+        for key in self.key_iterator(d):
+            pred = torch.as_tensor(d[key])
+            clusters = np.asarray(pred.detach().cpu()).astype(np.int64)
+            if clusters.shape != label.shape:
+                raise ValueError(f"{key} {clusters.shape} and {self.label_key} {label.shape} differ in shape")
+            matched = torch.as_tensor(hungarian_match(clusters, label, self.num_labels), device=pred.device)
+            d[key] = pred.clone().copy_(matched) if isinstance(pred, torch.Tensor) else matched
         return d

@@ -11,3 +11,6 @@ from .streamlines import as_streamline_points, save_streamline_render
 
 __all__ += ["PROJECTION_METHODS", "PROJECTION_NAMES", "pca_2d", "poincare_disk_2d", "project_codes", "save_latent_projection"]
 __all__ += ["save_segmentation_slices", "as_streamline_points", "save_streamline_render"]
+from .segmentation import LABEL_COLOURS, crop_around, label_overlay, save_overlay_grid  # noqa: E402
+
+__all__ += ["LABEL_COLOURS", "crop_around", "label_overlay", "save_overlay_grid"]

@@ -6,13 +6,27 @@ the inside), with subject-wise size, shape, ventricle enlargement and a small po
 a T1-like image (CSF dark, GM intermediate, WM bright) with a smooth bias field, partial-volume
 blur and Rician noise. Intensity classes overlap enough that intensity alone mislabels the
 GM/CSF border, while shape resolves it.
+
+:func:`generate_synthetic_brain` writes a set of subjects in the Medical Segmentation Decathlon
+layout (``imagesTr/``, ``labelsTr/`` NIfTI files and ``dataset.json``), each head placed at a
+random offset in a larger field of view, so MONAI's ``load_decathlon_datalist`` + ``LoadImaged``
+read it as they read a real dataset.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-__all__ = ["BRAIN_LABELS", "render_brain_phantom"]
+from monai_genvq.data.tractoinferno import default_cache_root, materialize_dataset, params_digest
+
+__all__ = ["BRAIN_LABELS", "ensure_synthetic_brain", "generate_synthetic_brain", "render_brain_phantom"]
+
+GENERATOR_VERSION = 1
 
 BRAIN_LABELS: dict[str, int] = {"CSF": 1, "GM": 2, "WM": 3}
 
@@ -53,3 +67,75 @@ def render_brain_phantom(rng: np.random.Generator, size: int = 32, noise: float 
     n = rng.standard_normal((2,) + image.shape).astype(np.float32) * noise
     image = np.hypot(image + n[0], n[1]).astype(np.float32)
     return {"image": image, "label": label}
+
+
+def generate_synthetic_brain(
+    root: str | os.PathLike, n_subjects: int = 80, size: int = 32, fov: int = 40, spacing: float = 1.5, seed: int = 0
+) -> Path:
+    """Write ``n_subjects`` brain phantoms in the Decathlon layout under ``root``.
+
+    Each head (:func:`render_brain_phantom`, ``size``³ voxels) is placed at a random offset in a
+    ``fov``³ volume of background; files ``imagesTr/brain_NNN.nii.gz`` (float32 T1-like) and
+    ``labelsTr/brain_NNN.nii.gz`` (uint8, 0 bg, 1 CSF, 2 GM, 3 WM), spacing ``spacing`` mm, and a
+    ``dataset.json`` listing them under ``"training"`` (the consumer splits subjects).
+
+    Returns:
+        ``root``.
+    """
+    import nibabel as nib
+
+    if fov < size:
+        raise ValueError(f"fov ({fov}) must be at least the head size ({size})")
+    root = Path(root)
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    training = []
+    for i in range(n_subjects):
+        case = render_brain_phantom(rng, size)
+        image = np.abs(rng.standard_normal((fov,) * 3)).astype(np.float32) * 0.06  # Rician-like background
+        label = np.zeros((fov,) * 3, np.uint8)
+        o = rng.integers(0, fov - size + 1, 3)
+        sl = tuple(slice(int(a), int(a) + size) for a in o)
+        image[sl], label[sl] = case["image"], case["label"]
+        name = f"brain_{i + 1:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(image, affine), str(root / "imagesTr" / name))
+        nib.save(nib.Nifti1Image(label, affine), str(root / "labelsTr" / name))
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    meta = {
+        "name": "SyntheticBrain",
+        "description": "brain-like phantom (monai_genvq.data.synthetic.brain), Decathlon layout",
+        "tensorImageSize": "3D",
+        "modality": {"0": "T1"},
+        "labels": {"0": "background", **{str(v): k for k, v in BRAIN_LABELS.items()}},
+        "numTraining": n_subjects,
+        "numTest": 0,
+        "training": training,
+        "test": [],
+    }
+    (root / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return root
+
+
+def ensure_synthetic_brain(root: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Return a brain-phantom Decathlon-layout folder, generating it on first use (idempotent, atomic).
+
+    Args:
+        root: dataset folder; default ``<cache>/synthetic_brain_v1[-<hash>]`` (cache: ``$MONAI_GENVQ_CACHE``
+            or ``~/.cache/monai_genvq``).
+        kwargs: parameters of :func:`generate_synthetic_brain` (``n_subjects``, ``size``, ``fov``, ``spacing``, ``seed``).
+
+    Example:
+        >>> folder = ensure_synthetic_brain(n_subjects=4, size=16, fov=20)  # doctest: +SKIP
+    """
+    defaults = {"n_subjects": 80, "size": 32, "fov": 40, "spacing": 1.5, "seed": 0}
+    unknown = set(kwargs) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown synthetic brain parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
+    options = {**defaults, **kwargs}
+    params = {"generator": "synthetic_brain", "version": GENERATOR_VERSION, **options}
+    if root is None:
+        suffix = "" if options == defaults else f"-{params_digest(params)}"
+        root = default_cache_root() / f"synthetic_brain_v{GENERATOR_VERSION}{suffix}"
+    return materialize_dataset(root, params, lambda folder: generate_synthetic_brain(folder, **options))
