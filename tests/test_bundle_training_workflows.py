@@ -8,6 +8,7 @@ The bundles are discovered from ``bundles/``; a new bundle must add its tiny-siz
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -243,6 +244,75 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     history = client.get_metric_history(runs[0].info.run_id, "train_loss")
     assert len(history) == 30 - killed_at and all(m.value == m.value for m in history)  # per resumed iteration, finite
+
+
+def _trainer_cases():
+    """One tiny instance of every trainer in ``monai_genvq.engines``, with its loss-term ``output_transform``."""
+    from monai_genvq import engines as E
+    from monai_genvq import networks as N
+
+    def autoencoder(bottleneck):
+        net = N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=bottleneck)
+        return E.AutoencoderTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
+                                    torch.nn.MSELoss()), E.loss_terms
+
+    def prior():
+        stage1 = N.VQStage1(N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=N.VectorQuantizer(16, 4)))
+        net = N.GatedPixelCNNPrior(16, channels=8, num_layers=2)
+        return E.CodePriorTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
+                                  stage1=stage1), E.prior_loss_terms
+
+    def vae():
+        net = N.ConvVAE(image_size=32, channels=(8, 8))
+        return E.VAETrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.parameters())), E.vae_loss_terms
+
+    def soft_intro():
+        net = N.SoftIntroResNetVAE(image_size=32, channels=(8, 16), latent_dim=8)
+        return E.SoftIntroTrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.encoder.parameters()),
+                                  torch.optim.Adam(net.decoder.parameters())), E.vae_loss_terms
+
+    def hyperbolic():
+        net = N.HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
+        batch = {k: torch.rand(2, 1, 10, 10, 10) for k in ("parent", "child", "negative")}
+        return E.HyperbolicVAETrainer("cpu", 1, [batch], net, torch.optim.Adam(net.parameters())), E.hyperbolic_loss_terms
+
+    def label_prior():
+        net = N.LabelPriorVAE(2, 3, 16, (4,), 2)
+        return E.LabelPriorTrainer("cpu", 1, [{"label": torch.randint(0, 3, (2, 1, 16, 16))}], net,
+                                   torch.optim.Adam(net.parameters())), E.anatomical_prior_loss_terms
+
+    def image_model():
+        net = N.ImageSegmentationVAE(N.LabelPriorVAE(2, 3, 16, (4,), 2))
+        return E.ImageModelTrainer("cpu", 2, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.trainable_parameters()),
+                                   pretrain_iterations=1), E.anatomical_prior_loss_terms
+
+    return {"autoencoder_vq": lambda: autoencoder(N.VectorQuantizer(16, 4)), "autoencoder_ae": lambda: autoencoder(N.IdentityBottleneck()),
+            "code_prior": prior, "vae": vae, "soft_intro": soft_intro, "hyperbolic": hyperbolic, "label_prior": label_prior,
+            "image_model": image_model}
+
+
+@pytest.mark.parametrize("case", list(_trainer_cases()))
+def test_every_trainer_decollates_like_monai_so_tracking_defaults_log_the_loss(case):
+    """MONAI's ``--tracking mlflow`` logs ``from_engine(['loss'], first=True)(engine.state.output)``, a float only
+    for decollated outputs (MONAI's trainer default). Every trainer decollates: per-sample dicts with the batch
+    scalars replicated (None terms too), and our loss-term transforms read the same values from that list."""
+    from monai.handlers import from_engine
+
+    torch.manual_seed(0)
+    trainer, terms_of = _trainer_cases()[case]()
+    trainer.run()
+    out = trainer.state.output
+    assert isinstance(out, list) and len(out) >= 2 and all(isinstance(o, dict) for o in out), type(out)
+    loss = from_engine(["loss"], first=True)(out)
+    assert isinstance(loss, float) and math.isfinite(loss), loss
+    terms = terms_of(out)
+    assert terms["loss"] == loss and all(math.isfinite(v) for v in terms.values())
+    for key, value in terms.items():  # batch-level scalars replicated into every item
+        assert all(o[key] == value for o in out), key
+    for key, value in out[0].items():  # None terms stay None in every item (not dropped, not padded)
+        if value is None:
+            assert all(o[key] is None for o in out), key
+    assert isinstance(trainer.state.batch, list)  # the batch is decollated too, as in SupervisedTrainer
 
 
 def test_resume_handler_unit_behaviour(tmp_path):

@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 
 from monai_genvq.networks.export import network_tensor
 
-from .steps import check_finite_loss, optimizer_step
+from .steps import check_finite_loss, optimizer_step, scalar_terms
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
 
@@ -62,9 +62,9 @@ class ReconstructionInferer(Inferer):
         return network_tensor(network, inputs, "forward", "reconstruction", kwargs)  # also a TorchScript export
 
 
-def loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs."""
-    return {k: float(output[k]) for k in LOSS_TERMS if output.get(k) is not None}
+def loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs (batch dict or decollated list)."""
+    return scalar_terms(output, LOSS_TERMS)
 
 
 class AutoencoderTrainer(SupervisedTrainer):
@@ -97,7 +97,7 @@ class AutoencoderTrainer(SupervisedTrainer):
         optimizer: Optimizer,
         loss_function: Callable,
         prepare_batch: Callable = PrepareAutoencoderBatch("image"),
-        decollate: bool = False,
+        decollate: bool = True,
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:
