@@ -75,8 +75,9 @@ class AutoencoderTrainer(SupervisedTrainer):
     ``image``, ``label`` (the target), ``pred`` (reconstruction), ``loss``, ``rec_loss``,
     ``bottleneck_loss``, ``perplexity`` and ``code_use`` (tensors, or None for continuous
     bottlenecks), and fires MONAI's
-    FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. A non-finite loss stops training with
-    an error naming the iteration and the terms.
+    FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. As in MONAI (``decollate=True``), the
+    output is then decollated into per-sample dicts with the scalar terms replicated; read the terms
+    with :func:`loss_terms`. A non-finite loss stops training with an error naming the iteration and the terms.
 
     Example:
         >>> from monai_genvq.networks import ResNetAutoencoder
