@@ -4,7 +4,8 @@ Used by ``tests/test_bundle_training_workflows.py`` (one interpreter start for e
 suite fast). Reads a JSON list of steps from the file named by ``argv[1]``; each step is::
 
     {"configs": [...], "bundle_root": ..., "tiny": {...}, "n_train": 4, "n_val": 2,
-     "max_epochs": 1, "resume": false, "run_id": "run", "init": false, "final": false}
+     "max_epochs": 1, "resume": false, "run_id": "run", "init": false, "final": false,
+     "tracking_uri": null, "experiment_name": null}
 
 and runs ``monai.bundle.run(run_id, config_file=configs, **overrides)`` (``initialize``/``finalize`` off) with BundleTrainTask's overrides: ``bundle_root``, ``train#trainer#max_epochs``,
 ``train#dataset#data`` / ``validate#dataset#data`` (the first records of the bundle's own default
@@ -13,7 +14,8 @@ config's literal handler list), plus the ``tiny`` size overrides. After each ste
 JSON line to ``<argv[1]>.rank<RANK>.jsonl`` (one file per process: stdout interleaves) with the
 step's checkpoint directory, its newest resume checkpoint and the trainer iteration stored there.
 A step ``{"check": "ddp_replicas"}`` trains Soft-Intro under DDP and reports whether the replicas agree. Under ``torchrun`` every rank runs the steps (``multi_gpu_train.json`` in the
-configs); ``init``/``final`` switch the config's ``initialize``/``finalize`` on.
+configs); ``init``/``final`` switch the config's ``initialize``/``finalize`` on. A ``tracking_uri`` adds
+MONAI's own MLflow tracking (``tracking="mlflow"``, as ``--tracking mlflow`` on the command line).
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def run_step(step: dict) -> dict:
     }
     if val_data is not None:
         overrides["validate#dataset#data"] = val_data
+    tracking = None
+    if step.get("tracking_uri"):
+        tracking = "mlflow"
+        overrides.update(tracking_uri=step["tracking_uri"], experiment_name=step.get("experiment_name", "genvq"))
+        # MONAI's tracking saves the executed config as a JSON artifact, which a torch.device and the in-memory
+        # records (numpy arrays) here cannot be; the CLI test (file-based data) covers that artifact
+        overrides.update(device="$torch.device('cpu')", save_execute_config=False)
     if "WORLD_SIZE" in os.environ:
         overrides.pop("device")  # the multi-GPU config picks cuda:LOCAL_RANK / cpu itself
     monai.bundle.run(
@@ -96,6 +105,7 @@ def run_step(step: dict) -> dict:
         final_id="finalize" if step.get("final") else "no_finalize",
         config_file=configs,
         logging_file=step.get("logging_file"),
+        tracking=tracking,
         **overrides,
     )
     latest = latest_checkpoint(ckpt_dir)

@@ -8,6 +8,7 @@ The bundles are discovered from ``bundles/``; a new bundle must add its tiny-siz
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -103,8 +104,6 @@ def test_training_configs_have_production_ids(bundle):
     multi = json.loads((bundle / "configs" / "multi_gpu_train.json").read_text())
     for key in ("device", "network", "train#sampler", "train#dataloader#sampler", "train#trainer#train_handlers", "finalize"):
         assert key in multi, f"{bundle.name}/multi_gpu_train.json lacks {key}"
-    tracking = json.loads((bundle / "configs" / "mlflow.json").read_text())
-    assert tracking["configs"]["trainer"]["_target_"] == "MLFlowHandler"
     for stack in stages(bundle):
         parser = _parser(stack)
         for key in STANDARD_IDS:
@@ -126,16 +125,28 @@ def test_training_configs_have_production_ids(bundle):
 @pytest.mark.slow
 def test_every_bundle_trains_with_bundle_train_task_overrides_and_resumes(tiny_data, tmp_path):
     """BundleTrainTask's overrides (data lists, max_epochs, device, literal handlers) on every training stage,
-    2 iterations, then ``resume=True`` with one more epoch continues at iteration 2 and ends at 4."""
+    2 iterations, then ``resume=True`` with one more epoch continues at iteration 2 and ends at 4. The first run
+    of each stage is tracked with MONAI's own MLflow settings (``--tracking mlflow``): a finished run logging a
+    finite train loss at every iteration."""
+    from mlflow.tracking import MlflowClient
+
+    uri = "sqlite:///" + str(tmp_path / "mlruns.db")
     steps = []
     for bundle in BUNDLES:
         tiny, n = _tiny(bundle.name, tiny_data)
         root = tmp_path / bundle.name
-        for stack in stages(bundle):
+        for i, stack in enumerate(stages(bundle)):
             base = {"configs": [str(c) for c in stack], "bundle_root": str(root), "tiny": tiny, "n_train": n, "n_val": 2}
-            steps += [{**base, "max_epochs": 1}, {**base, "max_epochs": 2, "resume": True}]
+            tracked = {"tracking_uri": uri, "experiment_name": f"{bundle.name}_{i}"}
+            steps += [{**base, **tracked, "max_epochs": 1}, {**base, "max_epochs": 2, "resume": True}]
     results = _drive(steps, tmp_path)
     assert len(results) == len(steps)
+    client = MlflowClient(tracking_uri=uri)
+    for step, first in zip(steps[::2], results[::2]):
+        runs = client.search_runs([client.get_experiment_by_name(step["experiment_name"]).experiment_id])
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED", (first["configs"], runs)
+        history = client.get_metric_history(runs[0].info.run_id, "train_loss")
+        assert len(history) == first["epoch_length"] and all(math.isfinite(m.value) for m in history), (first["configs"], history)
     for first, resumed in zip(results[::2], results[1::2]):
         where = first["configs"]
         n_iter = first["epoch_length"]  # iterations per epoch of the user's data list (1 or 2 at these sizes)
@@ -189,8 +200,8 @@ def _cli(configs, root, *args):
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by_mlflow(cache_dir, tmp_path):
     """Kill -9 after a checkpoint exists; ``--resume true`` continues from it to max_epochs * epoch_length
-    iterations. The resumed run is tracked with MLflow (``--tracking configs/mlflow.json``): a finished run
-    with one train-loss value per iteration it trained."""
+    iterations. The resumed run is tracked with MONAI's own MLflow settings (``--tracking mlflow``): a finished
+    run with one finite train-loss value per iteration it trained."""
     from monai_genvq.handlers import latest_checkpoint
 
     configs = [REPO / "bundles" / "vq_quantizers" / "configs" / "train.json"]
@@ -224,9 +235,8 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
 
     mlflow = pytest.importorskip("mlflow")
     uri = "sqlite:///" + str(tmp_path / "mlruns.db")  # MLflow 3 has no file store (mlflow-skinny + sqlalchemy + alembic)
-    # MONAI's "--tracking mlflow" defaults log from_engine(['loss'], first=True), a 1-tuple for our dict outputs;
-    # every bundle ships the same settings logging the loss itself: configs/mlflow.json
-    tracking = ["--tracking", str(configs[0].parent / "mlflow.json"), "--tracking_uri", uri, "--experiment_name", "genvq"]
+    # MONAI's defaults log from_engine(['loss'], first=True): a float because our trainers decollate as MONAI's do
+    tracking = ["--tracking", "mlflow", "--tracking_uri", uri, "--experiment_name", "genvq"]
     out = run_bundle("training", configs, tmp_path, *args, "--resume", "true", *tracking)
     assert f"resumed from {ckpt_dir / f'resume_checkpoint_{killed_at}.pt'} at iteration {killed_at}" in out
     final = latest_checkpoint(ckpt_dir)
@@ -242,7 +252,76 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
     runs = client.search_runs([client.get_experiment_by_name("genvq").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     history = client.get_metric_history(runs[0].info.run_id, "train_loss")
-    assert len(history) == 30 - killed_at and all(m.value == m.value for m in history)  # per resumed iteration, finite
+    assert len(history) == 30 - killed_at and all(math.isfinite(m.value) for m in history)  # per resumed iteration
+
+
+def _trainer_cases():
+    """One tiny instance of every trainer in ``monai_genvq.engines``, with its loss-term ``output_transform``."""
+    from monai_genvq import engines as E
+    from monai_genvq import networks as N
+
+    def autoencoder(bottleneck):
+        net = N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=bottleneck)
+        return E.AutoencoderTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
+                                    torch.nn.MSELoss()), E.loss_terms
+
+    def prior():
+        stage1 = N.VQStage1(N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=N.VectorQuantizer(16, 4)))
+        net = N.GatedPixelCNNPrior(16, channels=8, num_layers=2)
+        return E.CodePriorTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
+                                  stage1=stage1), E.prior_loss_terms
+
+    def vae():
+        net = N.ConvVAE(image_size=32, channels=(8, 8))
+        return E.VAETrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.parameters())), E.vae_loss_terms
+
+    def soft_intro():
+        net = N.SoftIntroResNetVAE(image_size=32, channels=(8, 16), latent_dim=8)
+        return E.SoftIntroTrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.encoder.parameters()),
+                                  torch.optim.Adam(net.decoder.parameters())), E.vae_loss_terms
+
+    def hyperbolic():
+        net = N.HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
+        batch = {k: torch.rand(2, 1, 10, 10, 10) for k in ("parent", "child", "negative")}
+        return E.HyperbolicVAETrainer("cpu", 1, [batch], net, torch.optim.Adam(net.parameters())), E.hyperbolic_loss_terms
+
+    def label_prior():
+        net = N.LabelPriorVAE(2, 3, 16, (4,), 2)
+        return E.LabelPriorTrainer("cpu", 1, [{"label": torch.randint(0, 3, (2, 1, 16, 16))}], net,
+                                   torch.optim.Adam(net.parameters())), E.anatomical_prior_loss_terms
+
+    def image_model():
+        net = N.ImageSegmentationVAE(N.LabelPriorVAE(2, 3, 16, (4,), 2))
+        return E.ImageModelTrainer("cpu", 2, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.trainable_parameters()),
+                                   pretrain_iterations=1), E.anatomical_prior_loss_terms
+
+    return {"autoencoder_vq": lambda: autoencoder(N.VectorQuantizer(16, 4)), "autoencoder_ae": lambda: autoencoder(N.IdentityBottleneck()),
+            "code_prior": prior, "vae": vae, "soft_intro": soft_intro, "hyperbolic": hyperbolic, "label_prior": label_prior,
+            "image_model": image_model}
+
+
+@pytest.mark.parametrize("case", list(_trainer_cases()))
+def test_every_trainer_decollates_like_monai_so_tracking_defaults_log_the_loss(case):
+    """MONAI's ``--tracking mlflow`` logs ``from_engine(['loss'], first=True)(engine.state.output)``, a float only
+    for decollated outputs (MONAI's trainer default). Every trainer decollates: per-sample dicts with the batch
+    scalars replicated (None terms too), and our loss-term transforms read the same values from that list."""
+    from monai.handlers import from_engine
+
+    torch.manual_seed(0)
+    trainer, terms_of = _trainer_cases()[case]()
+    trainer.run()
+    out = trainer.state.output
+    assert isinstance(out, list) and len(out) >= 2 and all(isinstance(o, dict) for o in out), type(out)
+    loss = from_engine(["loss"], first=True)(out)
+    assert isinstance(loss, float) and math.isfinite(loss), loss
+    terms = terms_of(out)
+    assert terms["loss"] == loss and all(math.isfinite(v) for v in terms.values())
+    for key, value in terms.items():  # batch-level scalars replicated into every item
+        assert all(o[key] == value for o in out), key
+    for key, value in out[0].items():  # None terms stay None in every item (not dropped, not padded)
+        if value is None:
+            assert all(o[key] is None for o in out), key
+    assert isinstance(trainer.state.batch, list)  # the batch is decollated too, as in SupervisedTrainer
 
 
 def test_resume_handler_unit_behaviour(tmp_path):

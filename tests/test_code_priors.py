@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai.inferers import VQVAETransformerInferer
 
-from monai_genvq.engines import CodePriorTrainer
+from monai_genvq.engines import CodePriorTrainer, prior_loss_terms
 from monai_genvq.handlers import CodePriorReport
 from monai_genvq.networks import (
     GatedPixelCNNPrior,
@@ -116,7 +116,7 @@ def test_prior_trainer_and_report_write_nll_and_samples(tmp_path):
                                train_handlers=[report])
     from ignite.engine import Events
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(prior_loss_terms(e.state.output)["loss"]))
     trainer.run()
     assert losses[-1] < losses[0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -10,7 +10,7 @@ from ignite.engine import Events
 from conftest import REPO, SCHEMA, run_bundle
 
 from monai_genvq.data import discover_hierarchy_toy, ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet, load_volume
-from monai_genvq.engines import HyperbolicSegmentation, HyperbolicVAETrainer
+from monai_genvq.engines import HyperbolicSegmentation, HyperbolicVAETrainer, hyperbolic_loss_terms
 from monai_genvq.networks import HyperbolicVAE
 from monai_genvq.transforms import TripletPatchSamplerd
 
@@ -59,7 +59,7 @@ def test_trainer_runs_every_configuration(config, tiny_toy):
     trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(discover_hierarchy_toy(tiny_toy), 2, 4)), net,
                                    torch.optim.Adam(net.parameters(), 1e-3), triplet_weight=1.0)
     trainer.run()
-    out = trainer.state.output
+    out = hyperbolic_loss_terms(trainer.state.output)
     assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
 
 
@@ -75,7 +75,7 @@ def test_short_training_loss_drops_and_beats_untrained_model(cache_dir, tmp_path
     losses = []
     trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(records, 60, 16)), net,
                                    torch.optim.Adam(net.parameters(), 3e-3), kl_weight=0.5)
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["rec_loss"])))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(hyperbolic_loss_terms(e.state.output)["rec_loss"]))
     trainer.run()
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), "the reconstruction loss must drop"
     after = HyperbolicSegmentation(net, test, levels, tmp_path / "m" / "after" / "eval", write_segmentations=False).run()

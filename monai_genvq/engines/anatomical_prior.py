@@ -27,7 +27,7 @@ from monai_genvq.losses.anatomical_prior import (
 )
 from monai_genvq.networks.nets.anatomical_prior import LOGVAR_RANGE, ImageSegmentationVAE, LabelPriorVAE
 from monai_genvq.engines.distributed import broadcast_module, unwrap_module
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
 
 _HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
 __all__ = [
@@ -46,9 +46,9 @@ __all__ = [
 ANATOMICAL_PRIOR_LOSS_TERMS = ("loss", "nll", "kl", "pretrain_loss")
 
 
-def anatomical_prior_loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms the trainers log."""
-    return {k: float(output[k]) for k in ANATOMICAL_PRIOR_LOSS_TERMS if output.get(k) is not None}
+def anatomical_prior_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms the trainers log (batch dict or decollated list)."""
+    return scalar_terms(output, ANATOMICAL_PRIOR_LOSS_TERMS)
 
 
 class PrepareLabelBatch:
@@ -134,7 +134,7 @@ class LabelPriorTrainer(SupervisedTrainer):
         num_labels: int | None = None,
         beta: float = 1.0,
         prepare_batch: Callable | None = None,
-        decollate: bool = False,
+        decollate: bool = True,
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:
@@ -248,7 +248,7 @@ class ImageModelTrainer(SupervisedTrainer):
         pretrain_iterations: int = 0,
         init_intensity: bool = True,
         prepare_batch: Callable | None = None,
-        decollate: bool = False,
+        decollate: bool = True,
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:

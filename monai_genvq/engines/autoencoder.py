@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 
 from monai_genvq.networks.export import network_tensor
 
-from .steps import check_finite_loss, optimizer_step
+from .steps import check_finite_loss, optimizer_step, scalar_terms
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
 
@@ -62,9 +62,9 @@ class ReconstructionInferer(Inferer):
         return network_tensor(network, inputs, "forward", "reconstruction", kwargs)  # also a TorchScript export
 
 
-def loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs."""
-    return {k: float(output[k]) for k in LOSS_TERMS if output.get(k) is not None}
+def loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs (batch dict or decollated list)."""
+    return scalar_terms(output, LOSS_TERMS)
 
 
 class AutoencoderTrainer(SupervisedTrainer):
@@ -75,8 +75,9 @@ class AutoencoderTrainer(SupervisedTrainer):
     ``image``, ``label`` (the target), ``pred`` (reconstruction), ``loss``, ``rec_loss``,
     ``bottleneck_loss``, ``perplexity`` and ``code_use`` (tensors, or None for continuous
     bottlenecks), and fires MONAI's
-    FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. A non-finite loss stops training with
-    an error naming the iteration and the terms.
+    FORWARD/LOSS/BACKWARD/MODEL_COMPLETED iteration events. As in MONAI (``decollate=True``), the
+    output is then decollated into per-sample dicts with the scalar terms replicated; read the terms
+    with :func:`loss_terms`. A non-finite loss stops training with an error naming the iteration and the terms.
 
     Example:
         >>> from monai_genvq.networks import ResNetAutoencoder
@@ -97,7 +98,7 @@ class AutoencoderTrainer(SupervisedTrainer):
         optimizer: Optimizer,
         loss_function: Callable,
         prepare_batch: Callable = PrepareAutoencoderBatch("image"),
-        decollate: bool = False,
+        decollate: bool = True,
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:

@@ -15,16 +15,16 @@ from monai_genvq.losses.hyperbolic import hierarchical_triplet_loss, reconstruct
 from monai_genvq.transforms.patches import TRIPLET_KEYS
 
 from .distributed import unwrap_module
-from .steps import check_finite_loss, optimizer_step
+from .steps import check_finite_loss, optimizer_step, scalar_terms
 
 __all__ = ["HyperbolicVAETrainer", "HYPERBOLIC_LOSS_TERMS", "hyperbolic_loss_terms"]
 
 HYPERBOLIC_LOSS_TERMS = ("loss", "rec_loss", "kl", "triplet")
 
 
-def hyperbolic_loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms a :class:`HyperbolicVAETrainer` logs."""
-    return {k: float(output[k]) for k in HYPERBOLIC_LOSS_TERMS if output.get(k) is not None}
+def hyperbolic_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms a :class:`HyperbolicVAETrainer` logs (batch dict or decollated list)."""
+    return scalar_terms(output, HYPERBOLIC_LOSS_TERMS)
 
 
 class HyperbolicVAETrainer(SupervisedTrainer):
@@ -71,7 +71,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         kwargs.setdefault("loss_function", torch.nn.Identity())
         super().__init__(
             device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
-            optimizer=optimizer, train_handlers=train_handlers, decollate=False, **kwargs,
+            optimizer=optimizer, train_handlers=train_handlers, **kwargs,
         )
         self.kl_weight, self.triplet_weight, self.margin = kl_weight, triplet_weight, margin
         self.likelihood, self.likelihood_scale = likelihood, likelihood_scale

@@ -14,14 +14,14 @@ from torch.optim import Optimizer
 
 from ..networks.priors.base import CodePrior, VQStage1
 from .autoencoder import PrepareAutoencoderBatch
-from .steps import check_finite_loss, optimizer_step
+from .steps import check_finite_loss, optimizer_step, scalar_terms
 
 __all__ = ["CodePriorTrainer", "prior_loss_terms"]
 
 
-def prior_loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the loss (nats per code) and NLL in bits per code."""
-    return {k: float(output[k]) for k in ("loss", "nll_bits") if output.get(k) is not None}
+def prior_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the loss (nats per code) and NLL in bits per code (batch dict or decollated list)."""
+    return scalar_terms(output, ("loss", "nll_bits"))
 
 
 class CodePriorTrainer(SupervisedTrainer):
@@ -66,7 +66,6 @@ class CodePriorTrainer(SupervisedTrainer):
             raise ValueError(
                 f"the prior models {network.num_embeddings} codes but the stage-1 quantizer has {stage1.num_embeddings}"
             )
-        kwargs.setdefault("decollate", False)
         super().__init__(
             device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
             optimizer=optimizer, loss_function=lambda *a: None, prepare_batch=prepare_batch,

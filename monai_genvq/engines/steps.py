@@ -4,10 +4,16 @@ Each engine computes its own losses; these helpers do the rest the same way ever
 error naming every loss term when one is NaN/inf, and backward + step (through the engine's AMP
 ``GradScaler`` when it has one) firing MONAI's ``LOSS_COMPLETED``, ``BACKWARD_COMPLETED`` and
 ``MODEL_COMPLETED`` events so handlers and decollation work as in :class:`monai.engines.SupervisedTrainer`.
+Like MONAI's trainers they decollate by default (``decollate=True``): after ``MODEL_COMPLETED``,
+``engine.state.output`` is a list of per-sample dicts in which the batch-level scalar terms (loss,
+perplexity, ...) are replicated as Python floats, so MONAI's own handler settings (e.g.
+``from_engine(["loss"], first=True)`` of ``--tracking mlflow``) work; :func:`scalar_terms` reads
+the terms from either form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -17,7 +23,32 @@ from torch.optim import Optimizer
 
 from .distributed import sync_gradients
 
-__all__ = ["check_finite_loss", "optimizer_step"]
+__all__ = ["check_finite_loss", "optimizer_step", "scalar_terms"]
+
+
+def scalar_terms(output: Mapping[str, Any] | Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, float]:
+    """The named scalar terms of a trainer's iteration output as floats (``None`` terms are skipped).
+
+    The core of every engine's loss-term ``output_transform``. ``output`` is the batch dict of a
+    trainer run with ``decollate=False``, or the list of per-sample dicts that MONAI's decollation
+    makes (``decollate=True``, the default): scalar terms are replicated into every item, so the
+    first item is read.
+
+    Args:
+        output: ``engine.state.output``.
+        keys: the term names to read.
+
+    Example:
+        >>> scalar_terms({"loss": torch.tensor(2.0), "kl": None}, ("loss", "kl"))
+        {'loss': 2.0}
+        >>> scalar_terms([{"loss": 2.0, "pred": torch.zeros(1)}, {"loss": 2.0, "pred": torch.zeros(1)}], ("loss",))
+        {'loss': 2.0}
+    """
+    if isinstance(output, Sequence) and not isinstance(output, (str, bytes)):
+        if not output:
+            return {}
+        output = output[0]
+    return {k: float(output[k]) for k in keys if output.get(k) is not None}
 
 
 def check_finite_loss(engine: Any, stage: str = "", hint: str = "", **terms: torch.Tensor | float | None) -> None:

@@ -15,7 +15,7 @@ from torch.optim import Optimizer
 
 from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
 from monai_genvq.engines.distributed import sync_gradients, unwrap_module
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
 
 _HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
 
@@ -68,9 +68,9 @@ class VAEReconstructionInferer(Inferer):
         return network(inputs, sample=False).reconstruction
 
 
-def vae_loss_terms(output: dict[str, Any]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms the VAE trainers log."""
-    return {k: float(output[k]) for k in VAE_LOSS_TERMS if output.get(k) is not None}
+def vae_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
+    """Handler ``output_transform``: the scalar loss terms the VAE trainers log (batch dict or decollated list)."""
+    return scalar_terms(output, VAE_LOSS_TERMS)
 
 
 def _attr_loss(attribute_loss: Callable | None, z: torch.Tensor, attrs: torch.Tensor | None) -> torch.Tensor | None:
@@ -115,7 +115,7 @@ class VAETrainer(SupervisedTrainer):
         attribute_loss: Callable | None = None,
         reconstruction: str = "mse",
         prepare_batch: Callable = PrepareVAEBatch(),
-        decollate: bool = False,
+        decollate: bool = True,
         train_handlers: Sequence | None = None,
         **kwargs: Any,
     ) -> None:
@@ -212,7 +212,7 @@ class SoftIntroTrainer(Trainer):
         additional_metrics: dict | None = None,
         metric_cmp_fn: Callable = default_metric_cmp_fn,
         train_handlers: Sequence | None = None,
-        decollate: bool = False,
+        decollate: bool = True,
         optim_set_to_none: bool = False,
         to_kwargs: dict | None = None,
         amp_kwargs: dict | None = None,
