@@ -13,7 +13,6 @@ from matplotlib.image import imread
 
 from conftest import REPO, run_bundle
 from monai_genvq.handlers import CardiacEvaluationReport, QuantizerEvaluationReport, StreamlineEvaluationReport
-from monai_genvq.handlers.anatomical_prior_report import evaluate_anatomical_prior
 from monai_genvq.networks import ConvVAE, ResNetAutoencoder, VectorQuantizer
 from monai_genvq.report import ReportError, build_report, main, write_report
 from monai_genvq.reporting import format_mean_std
@@ -163,22 +162,6 @@ def _cardiac_eval(out: Path, method: str, regularized, projections=("pca", "tsne
     return json.loads((out / "metrics.json").read_text())
 
 
-class _Segmenter(torch.nn.Module):
-    """A stand-in segmentation VAE: thresholds intensity into the label set."""
-
-    latent_dim = 2
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-
-    def segment(self, x):
-        return (x[:, 0] * 3.999).long().clamp(0, 3)
-
-    def decode(self, z):
-        return torch.zeros(z.shape[0], 4, 8, 8)
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     """``bundles/`` with configs copied from the repository and outputs written by the bundles' report writers."""
@@ -195,11 +178,33 @@ def tree(tmp_path_factory):
     h = root / "hyperbolic_toy_seg" / "outputs"
     for variant in ("hyperbolic", "euclidean"):
         results[variant] = _hyperbolic_metrics(h / variant / "eval", variant)
-    g = torch.Generator().manual_seed(0)
-    data = [{"image": torch.rand(1, 8, 8, generator=g), "label": torch.randint(0, 4, (1, 8, 8), generator=g)} for _ in range(4)]
-    results["anatomical"] = evaluate_anatomical_prior(_Segmenter(), data, root / "anatomical_prior_seg" / "outputs" / "default" / "eval",
-                                                      unet_iterations=0, dataset_name="phantom:test")
+    results["anatomical"] = _anatomical_eval(root / "anatomical_prior_seg" / "outputs" / "default" / "eval")
     return root, results
+
+
+def _anatomical_eval(out: Path) -> dict:
+    """The bundle's SegmentationReport fed by MONAI evaluators (MeanDice with details), as evaluate.json wires it."""
+    from monai.engines import SupervisedEvaluator
+    from monai.handlers import MeanDice, from_engine
+    from monai.transforms import AsDiscreted, Compose
+
+    from monai_genvq.handlers import SegmentationReport
+
+    report = SegmentationReport(out, ["LV", "MYO", "RV"], dataset_name="phantom:test", n_figure=2)
+    g = torch.Generator().manual_seed(0)
+    data = [{"image": torch.rand(2, 1, 8, 8, generator=g), "label": torch.randint(0, 4, (2, 1, 8, 8), generator=g)}
+            for _ in range(2)]
+
+    class Logits(torch.nn.Module):  # intensity quartile -> label
+        def forward(self, x):
+            return torch.nn.functional.one_hot((x[:, 0] * 3.999).long().clamp(0, 3), 4).permute(0, 3, 1, 2).float()
+
+    post = Compose([AsDiscreted("pred", argmax=True), AsDiscreted(["pred", "label"], to_onehot=[4, 4])])
+    for method, net in (("anatomical prior VAE (unsupervised)", Logits()), ("intensity k-means (lower bound)", Logits())):
+        dice = MeanDice(include_background=False, save_details=True, output_transform=from_engine(["pred", "label"]))
+        SupervisedEvaluator(torch.device("cpu"), data, net, postprocessing=post, key_val_metric={"dice": dice},
+                            val_handlers=[report.handler(method)]).run()
+    return json.loads((out / "metrics.json").read_text())
 
 
 def _hyperbolic_metrics(out: Path, variant: str):
