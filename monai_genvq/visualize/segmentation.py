@@ -15,7 +15,10 @@ from monai_genvq.visualize.grids import atomic_write_bytes, image_grid
 __all__ = ["LABEL_COLOURS", "crop_around", "label_overlay", "save_overlay_grid"]
 
 #: RGB of labels 1, 2, 3, ... (LV red, MYO green, RV blue for the cardiac convention; cycled beyond).
-LABEL_COLOURS: tuple[tuple[float, float, float], ...] = ((0.9, 0.1, 0.1), (0.1, 0.8, 0.2), (0.1, 0.4, 1.0), (1.0, 0.8, 0.0), (0.8, 0.2, 0.9))
+LABEL_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (0.9, 0.1, 0.1), (0.1, 0.8, 0.2), (0.1, 0.4, 1.0), (1.0, 0.8, 0.0), (0.8, 0.2, 0.9),
+    (0.0, 0.8, 0.8), (1.0, 0.5, 0.0), (0.6, 0.4, 0.2), (1.0, 0.6, 0.8), (0.5, 0.5, 0.5),
+)
 
 
 def _np(x) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .grids import atomic_write_bytes
+from .segmentation import _np, label_overlay
 
 __all__ = ["save_segmentation_slices"]
-
-
-def _np(x: Any) -> np.ndarray:
-    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
 
 
 def save_segmentation_slices(
@@ -51,24 +47,13 @@ def save_segmentation_slices(
         maps = {k: np.take(v, index, axis=axis) for k, v in maps.items()}
     elif img.ndim != 2:
         raise ValueError(f"expected a 2-D or 3-D image, got shape {img.shape}")
-    lo, hi = np.percentile(img, [1, 99]) if img.size else (0.0, 1.0)
-    img = np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1)
+    value_range = tuple(float(v) for v in np.percentile(img, [1, 99])) if img.size else (0.0, 1.0)
     plt = _pyplot()
-    n = 1 + len(maps)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.8), squeeze=False)
-    axes[0, 0].imshow(img.T, cmap="gray", origin="lower")
-    axes[0, 0].set_title("image", fontsize=8)
-    cmap = plt.get_cmap("tab20")
-    for ax, (name, m) in zip(axes[0, 1:], maps.items()):
-        ax.imshow(img.T, cmap="gray", origin="lower")
-        m = m.astype(np.int64)
-        rgba = np.zeros((*m.shape, 4))
-        for v in np.unique(m):
-            if v == 0:
-                continue
-            rgba[m == v] = cmap(int(v) % 20)
-            rgba[m == v, 3] = 0.6
-        ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower")
+    panels = {"image": None, **maps}
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], panels.items()):
+        rgb = label_overlay(img, m, alpha=0.6, value_range=value_range)  # (3, H, W); label 0 transparent
+        ax.imshow(np.transpose(rgb, (2, 1, 0)), origin="lower")
         ax.set_title(name, fontsize=8)
     for ax in axes[0]:
         ax.set_xticks([]), ax.set_yticks([])
