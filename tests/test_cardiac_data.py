@@ -141,6 +141,19 @@ def test_acdc_size_coupling_decorrelates_volumes_like_acdc():
         render_cardiac_phantom(np.random.default_rng(0), (64, 64), 4, 1, 0, size_coupling="lockstep")
 
 
+def test_shared_size_coupling_keeps_version_2_cache_parameters(tmp_path):
+    import json
+
+    from monai_genvq.data import ensure_synthetic_acdc
+    from monai_genvq.data.tractoinferno import COMPLETION_MARKER
+
+    small = {"n_train": 1, "n_test": 0, "shape": (64, 64), "n_slices": 4, "n_frames": 2}
+    marker = json.loads((ensure_synthetic_acdc(tmp_path / "s", size_coupling="shared", **small) / COMPLETION_MARKER).read_text())
+    assert "size_coupling" not in marker  # caches written before the option existed stay valid
+    marker = json.loads((ensure_synthetic_acdc(tmp_path / "a", size_coupling="acdc", **small) / COMPLETION_MARKER).read_text())
+    assert marker["size_coupling"] == "acdc"
+
+
 def test_alignment_puts_barycentres_where_it_says():
     h = w = 100
     yy, xx = np.mgrid[0:h, 0:w]
