@@ -348,7 +348,9 @@ def generate_synthetic_mnms(
         folder = root / split / code
         folder.mkdir(parents=True, exist_ok=True)
         ed = int(rng.integers(0, n_frames))
-        case = render_cardiac_phantom(rng, shape, n_slices, n_frames, ed_frame=ed, vendor=vendor, size_coupling=size_coupling)
+        case = render_cardiac_phantom(
+            rng, shape, n_slices, n_frames, ed_frame=ed, vendor=vendor, size_coupling=size_coupling
+        )
         gt = np.zeros_like(case["label"])
         if split != "Training/Unlabeled":
             for frame in (case["ed_frame"], case["es_frame"]):
@@ -392,7 +394,8 @@ def _ensure(kind: str, generate: Any, defaults: dict[str, Any], root: str | os.P
         options.pop("size_coupling", None)  # so existing caches stay valid
     params = {"generator": f"synthetic_{kind}", "version": GENERATOR_VERSION, **options}
     if root is None:
-        suffix = "" if options == {k: v for k, v in defaults.items() if k != "size_coupling"} else f"-{params_digest(params)}"
+        legacy_defaults = {k: v for k, v in defaults.items() if k != "size_coupling"}
+        suffix = "" if options == legacy_defaults else f"-{params_digest(params)}"
         root = default_cache_root() / f"synthetic_{kind}_v{GENERATOR_VERSION}{suffix}"
     return materialize_dataset(root, params, lambda folder: generate(folder, **options))
 
