@@ -122,6 +122,38 @@ def test_phantom_volumes_vary_independently(acdc_root, tmp_path):
     assert abs(corr[0, 2]) < 0.9 and abs(corr[1, 2]) < 0.9  # not in lockstep
 
 
+def test_acdc_size_coupling_decorrelates_volumes_like_acdc():
+    from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+
+    def volumes(coupling):
+        rng, out, poses = np.random.default_rng(1), [], []
+        for _ in range(30):
+            case = render_cardiac_phantom(rng, (128, 128), 8, 1, 0, size_coupling=coupling)
+            out.append(cardiac_attributes(case["label"][..., 0], case["spacing"]))
+            poses.append(case["anatomy"]["pose"])
+        return np.corrcoef(np.stack(out).T), poses
+
+    (shared, poses_shared), (acdc, poses_acdc) = volumes("shared"), volumes("acdc")
+    assert poses_shared == poses_acdc  # same rng draws: only the size model differs
+    assert shared[0, 1] > 0.35 and shared[0, 2] > 0.35  # version-2 phantom: every volume grows with the LV
+    assert abs(acdc[0, 1]) < 0.25 and abs(acdc[0, 2]) < 0.45 and abs(acdc[1, 2]) < 0.45  # ACDC: -0.04, 0.35, 0.18
+    with pytest.raises(ValueError, match="size_coupling"):
+        render_cardiac_phantom(np.random.default_rng(0), (64, 64), 4, 1, 0, size_coupling="lockstep")
+
+
+def test_shared_size_coupling_keeps_version_2_cache_parameters(tmp_path):
+    import json
+
+    from monai_genvq.data import ensure_synthetic_acdc
+    from monai_genvq.data.tractoinferno import COMPLETION_MARKER
+
+    small = {"n_train": 1, "n_test": 0, "shape": (64, 64), "n_slices": 4, "n_frames": 2}
+    marker = json.loads((ensure_synthetic_acdc(tmp_path / "s", size_coupling="shared", **small) / COMPLETION_MARKER).read_text())
+    assert "size_coupling" not in marker  # caches written before the option existed stay valid
+    marker = json.loads((ensure_synthetic_acdc(tmp_path / "a", size_coupling="acdc", **small) / COMPLETION_MARKER).read_text())
+    assert marker["size_coupling"] == "acdc"
+
+
 def test_alignment_puts_barycentres_where_it_says():
     h = w = 100
     yy, xx = np.mgrid[0:h, 0:w]
@@ -160,6 +192,8 @@ def test_datalists_split_by_subject_and_expand_offsets(acdc_root):
     train_subjects = {r["subject"] for r in lists["train"]}
     assert not train_subjects & {r["subject"] for r in lists["validation"]}
     assert len(lists["train"]) == 3 * len(train_subjects) and len(lists["test"]) == 1
+    test3 = cardiac_datalists("acdc", acdc_root, val_fraction=0.34, test_slice_offsets=(-1, 0, 1))["test"]
+    assert [r["slice_offset"] for r in test3] == [-1, 0, 1] and len({r["subject"] for r in test3}) == 1
 
 
 # ------------------------------------------------------------------ bad inputs

@@ -47,6 +47,7 @@ def cardiac_datalists(
     seed: int = 0,
     synthetic: Mapping[str, Any] | None = None,
     max_train: int | None = None,
+    test_slice_offsets: Sequence[int] = (0,),
 ) -> dict[str, list[dict[str, Any]]]:
     """Datalists ``{"train", "validation", "test"}`` for an ACDC or M&Ms layout.
 
@@ -54,7 +55,9 @@ def cardiac_datalists(
     (the challenge's split, as in Attri-SIVAE). M&Ms: ``Training/Labeled`` split into
     train/validation, ``Testing`` (all vendors) is the test set. Training items are repeated for
     each ``slice_offsets`` value (neighbouring short-axis slices of the same subject and
-    attributes); validation and test use the chosen slice only (offset 0).
+    attributes); validation uses the chosen slice only (offset 0), test uses ``test_slice_offsets``
+    (default the chosen slice only; several offsets give several codes per test subject, each
+    with the subject's attributes, which steadies the histogram-based metrics on small test sets).
 
     Args:
         dataset: ``"acdc"`` or ``"mnms"``.
@@ -64,6 +67,7 @@ def cardiac_datalists(
         seed: seed of the subject split.
         synthetic: phantom parameters.
         max_train: keep at most this many training subjects (for quick runs).
+        test_slice_offsets: slice offsets for test items.
 
     Example:
         >>> lists = cardiac_datalists("acdc")  # doctest: +SKIP
@@ -83,4 +87,4 @@ def cardiac_datalists(
         train = train[: int(max_train)]
     if not train:
         raise ValueError(f"no training subjects left in '{root}' after holding out {n_val} for validation")
-    return {"train": _expand(train, slice_offsets), "validation": _expand(val, (0,)), "test": _expand(test, (0,))}
+    return {"train": _expand(train, slice_offsets), "validation": _expand(val, (0,)), "test": _expand(test, test_slice_offsets)}

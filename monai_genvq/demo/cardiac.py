@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python -m monai_genvq.demo.cardiac                                  # embedded ACDC-layout phantom
     python -m monai_genvq.demo.cardiac --max_epochs 30 --bundle_root /tmp/cardiac
     python -m monai_genvq.demo.cardiac --dataset_dir /data/ACDC         # the real ACDC folder
+    python -m monai_genvq.demo.cardiac --seed 1 --bundle_root /tmp/cardiac_s1   # another seed
 
 Each variant runs through ``python -m monai.bundle run`` with the bundle's own configs (train.json +
 the variant's override file, then evaluate.json), as a user would run them one by one. The combined
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--dataset_dir", default="")
     parser.add_argument("--max_epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="seed of the split and the training (default: the bundle's, 0)")
     parser.add_argument("--extra", nargs="*", default=[], help="further --key value overrides for every run")
     args = parser.parse_args(argv)
     configs = BUNDLE / "configs"
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = list(args.extra)
     if args.dataset_dir:
         overrides += ["--dataset_dir", args.dataset_dir]
+    if args.seed is not None:
+        overrides += ["--seed", str(args.seed)]
     if args.max_epochs is not None:
         overrides += ["--max_epochs", str(args.max_epochs), "--val_interval", str(args.max_epochs)]
     for variant in args.variants:
