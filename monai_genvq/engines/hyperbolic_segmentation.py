@@ -46,6 +46,7 @@ class HyperbolicSegmentation:
         write_embeddings: also write each volume's per-voxel embedding as a 4-D NIfTI (X, Y, Z, d) in the
             input's geometry (for MRC inputs: the file's axis order and voxel size).
         seed: k-means seed.
+        zoom: resampling factor the network was trained at (see :meth:`HyperbolicVAE.embed_volume`).
 
     Example:
         >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
@@ -70,6 +71,7 @@ class HyperbolicSegmentation:
         write_embeddings: bool = False,
         dataset: str = "",
         seed: int = 0,
+        zoom: float = 1.0,
     ) -> None:
         if not records:
             raise ValueError("no volumes to segment (empty datalist)")
@@ -78,7 +80,7 @@ class HyperbolicSegmentation:
         self.normalize, self.mask, self.label_transforms = normalize, mask, dict(label_transforms or {})
         self.checkpoint, self.device, self.max_fit_points = checkpoint, torch.device(device), max_fit_points
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
-        self.write_embeddings = write_embeddings
+        self.write_embeddings, self.zoom = write_embeddings, float(zoom)
 
     def _load_checkpoint(self) -> None:
         if self.checkpoint is None:
@@ -97,7 +99,7 @@ class HyperbolicSegmentation:
     def embed(self, volume: np.ndarray) -> torch.Tensor:
         """(C, *spatial) volume -> (d, *spatial) per-voxel posterior means."""
         self.network.eval()
-        return self.network.embed_volume(torch.as_tensor(volume, device=self.device))
+        return self.network.embed_volume(torch.as_tensor(volume, device=self.device), zoom=self.zoom)
 
     def segment(self, volume: np.ndarray, n_clusters: int, emb: torch.Tensor | None = None) -> np.ndarray:
         """(C, *spatial) volume -> cluster ids (*spatial) (0-based; masked-out voxels -> -1)."""
@@ -165,7 +167,7 @@ class HyperbolicSegmentation:
             "method": self.method,
             "dataset": self.dataset,
             "clustering": "euclidean" if self.curvature() == 0 else "poincare",
-            "embedding": "posterior mean per voxel",
+            "embedding": f"posterior mean per voxel (its N³ patch on the volume resampled by zoom {self.zoom:g})",
             "metric": "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes",
             "levels": levels,
             "volumes": per_volume,
