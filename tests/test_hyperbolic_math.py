@@ -259,6 +259,34 @@ def test_embed_volume_equals_patchwise_encoding():
         net.encode(torch.rand(2, 1, 8, 8, 8))
 
 
+
+def test_embed_volume_zoom_resamples_in_and_out():
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    net = HyperbolicVAE(patch_size=6, latent_dim=2, channels=(4, 4, 4), max_radius=1.5).eval()
+    # a constant volume stays constant under resampling: every voxel gets the constant patch's embedding
+    const = torch.full((1, 9, 8, 7), 0.3)
+    mu, _ = net.encode(torch.full((1, 1, 6, 6, 6), 0.3))
+    emb = net.embed_volume(const, zoom=2.0)
+    assert emb.shape == (2, 9, 8, 7)
+    assert torch.allclose(emb, mu[0].view(2, 1, 1, 1).expand_as(emb), atol=1e-5)
+    # a step edge: at zoom 2 each voxel's patch covers half as many input voxels, so fewer voxels near the
+    # edge see both sides (their embedding differs from both plateaus'); all points stay inside max_radius
+    step = torch.zeros(1, 24, 8, 8)
+    step[:, 12:] = 1.0
+    mixed = []
+    for zoom in (1.0, 2.0):
+        e = net.embed_volume(step, zoom=zoom)
+        assert e.shape == (2, 24, 8, 8)
+        assert float(2 * torch.atanh(e.norm(dim=0)).max()) <= 1.5 + 1e-4
+        lo, hi = e[:, 0, 4, 4], e[:, -1, 4, 4]
+        line = e[:, :, 4, 4]
+        off = torch.minimum((line - lo[:, None]).norm(dim=0), (line - hi[:, None]).norm(dim=0))
+        mixed.append(int((off > 1e-3).sum()))
+    assert mixed[1] < mixed[0]
+    with pytest.raises(ValueError, match="zoom"):
+        net.embed_volume(const, zoom=0.0)
+
 def test_bound_tangent0_known_answers_and_identity_near_zero():
     from monai_genvq.networks.hyperbolic import bound_tangent0
 

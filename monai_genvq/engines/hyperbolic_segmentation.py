@@ -57,6 +57,7 @@ class HyperbolicSegmentation:
             ``reconstructions.png`` — central slices of 8 patches of the first volume over their
             reconstructions from the posterior mean.
         max_projected: embeddings drawn in the projection.
+        zoom: resampling factor the network was trained at (see :meth:`HyperbolicVAE.embed_volume`).
 
     Example:
         >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
@@ -83,6 +84,7 @@ class HyperbolicSegmentation:
         seed: int = 0,
         figures: bool = True,
         max_projected: int = 3000,
+        zoom: float = 1.0,
     ) -> None:
         if not records:
             raise ValueError("no volumes to segment (empty datalist)")
@@ -91,7 +93,7 @@ class HyperbolicSegmentation:
         self.normalize, self.mask, self.label_transforms = normalize, mask, dict(label_transforms or {})
         self.checkpoint, self.device, self.max_fit_points = checkpoint, torch.device(device), max_fit_points
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
-        self.write_embeddings = write_embeddings
+        self.write_embeddings, self.zoom = write_embeddings, float(zoom)
         self.figures, self.max_projected = figures, int(max_projected)
 
     def _load_checkpoint(self) -> None:
@@ -111,7 +113,7 @@ class HyperbolicSegmentation:
     def embed(self, volume: np.ndarray) -> torch.Tensor:
         """(C, *spatial) volume -> (d, *spatial) per-voxel posterior means."""
         self.network.eval()
-        return self.network.embed_volume(torch.as_tensor(volume, device=self.device))
+        return self.network.embed_volume(torch.as_tensor(volume, device=self.device), zoom=self.zoom)
 
     def segment(self, volume: np.ndarray, n_clusters: int, emb: torch.Tensor | None = None) -> np.ndarray:
         """(C, *spatial) volume -> cluster ids (*spatial) (0-based; masked-out voxels -> -1)."""
@@ -179,7 +181,7 @@ class HyperbolicSegmentation:
             "method": self.method,
             "dataset": self.dataset,
             "clustering": "euclidean" if self.curvature() == 0 else "poincare",
-            "embedding": "posterior mean per voxel",
+            "embedding": f"posterior mean per voxel (its N³ patch on the volume resampled by zoom {self.zoom:g})",
             "metric": "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes",
             "levels": levels,
             "volumes": per_volume,

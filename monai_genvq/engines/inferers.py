@@ -87,6 +87,8 @@ class HyperbolicClusterInferer(Inferer):
         mask: "none" or "nonzero" (cluster only voxels where a channel is non-zero, e.g. the brain).
         seed: k-means seed.
         max_fit_points: k-means is fitted on at most this many voxels, then assigns all.
+        zoom: the resampling factor the network was trained at (``HyperbolicVAE.embed_volume``); an
+            exported TorchScript embedding has its zoom baked in at export.
 
     Example:
         >>> from monai_genvq.networks import HyperbolicVAE
@@ -96,7 +98,8 @@ class HyperbolicClusterInferer(Inferer):
     """
 
     def __init__(
-        self, n_clusters: int, curvature: float = 1.0, clustering: str = "auto", mask: str = "none", seed: int = 0, max_fit_points: int = 200_000
+        self, n_clusters: int, curvature: float = 1.0, clustering: str = "auto", mask: str = "none", seed: int = 0,
+        max_fit_points: int = 200_000, zoom: float = 1.0,
     ) -> None:
         super().__init__()
         if clustering not in ("auto", "poincare", "euclidean"):
@@ -107,14 +110,14 @@ class HyperbolicClusterInferer(Inferer):
             raise ValueError("Poincaré k-means needs a hyperbolic latent (curvature > 0)")
         self.n_clusters, self.clustering, self.mask = int(n_clusters), clustering, mask
         self.curvature = 0.0 if clustering == "euclidean" else float(curvature)
-        self.seed, self.max_fit_points = int(seed), int(max_fit_points)
+        self.seed, self.max_fit_points, self.zoom = int(seed), int(max_fit_points), float(zoom)
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
         if inputs.ndim != 5:
             raise ValueError(f"expected volumes (B, C, X, Y, Z), got shape {tuple(inputs.shape)}")
         x = torch.as_tensor(inputs).float()
         with torch.no_grad():
-            emb = network_tensor(network, x, "embed_volume")
+            emb = network_tensor(network, x, "embed_volume", kwargs={"zoom": self.zoom})
         out = []
         for b in range(x.shape[0]):
             keep = None if self.mask == "none" else (x[b] != 0).any(0).cpu().numpy()

@@ -182,7 +182,7 @@ class HyperbolicVAE(nn.Module):
             raise ValueError(f"expected patches of shape (B, {self.in_channels}, {n}, {n}, {n}), got {tuple(x.shape)}")
 
     @torch.no_grad()
-    def embed_volume(self, volume: torch.Tensor, slab: int = 16, padding_mode: str = "replicate") -> torch.Tensor:
+    def embed_volume(self, volume: torch.Tensor, slab: int = 16, padding_mode: str = "replicate", zoom: float = 1.0) -> torch.Tensor:
         """Per-voxel posterior means of a whole volume, fully convolutionally, in slabs along the first axis.
 
         The embedding at voxel v is that of the N³ patch starting at ``v - (N-1)//2`` (the volume is
@@ -192,6 +192,11 @@ class HyperbolicVAE(nn.Module):
             volume: (C, X, Y, Z) or (B, C, X, Y, Z).
             slab: output planes per forward pass (bounds memory for large volumes).
             padding_mode: ``torch.nn.functional.pad`` mode for the borders.
+            zoom: the encoder sees the volume resampled by this factor (trilinear), so one N³ patch
+                covers N / zoom input voxels per side; the embeddings are resampled back to the input
+                grid (trilinear: a convex combination of points inside a Euclidean ball centred at the
+                origin, which is what a geodesic ball around the origin is, stays inside it). Use the
+                zoom the network was trained at (e.g. ``monai.transforms.Zoomd`` in training).
 
         Returns:
             (B, d, X, Y, Z) (or (d, X, Y, Z)) points on the ball.
@@ -200,6 +205,14 @@ class HyperbolicVAE(nn.Module):
         v = volume.unsqueeze(0) if squeeze else volume
         if v.ndim != 5 or v.shape[1] != self.in_channels:
             raise ValueError(f"expected a volume (C={self.in_channels}, X, Y, Z), got shape {tuple(volume.shape)}")
+        if not zoom > 0:
+            raise ValueError(f"zoom must be > 0, got {zoom}")
+        if zoom != 1.0:
+            size = tuple(int(s) for s in v.shape[2:])
+            zoomed = F.interpolate(v.float(), scale_factor=zoom, mode="trilinear", align_corners=False)
+            out = self.embed_volume(zoomed, slab, padding_mode)
+            out = F.interpolate(out, size=size, mode="trilinear", align_corners=False)
+            return out[0] if squeeze else out
         lo, hi = patch_offsets(self.patch_size)
         padded = F.pad(v.float(), (lo, hi, lo, hi, lo, hi), mode=padding_mode)
         outs = []
