@@ -176,6 +176,10 @@ def test_inference_config_stands_alone_with_the_trained_network(bundle, tmp_path
     assert type(inferring) is type(trained)
     assert {k: v.shape for k, v in inferring.state_dict().items()} == {k: v.shape for k, v in trained.state_dict().items()}
     assert _scalars(inferring) == _scalars(trained)
+    training_parser = _parser([configs / f for f in files], tmp_path, **overrides)
+    for key in ("zoom", "image_size", "n_points", "group_size"):  # input geometry the network was trained at
+        if key in training_parser:
+            assert key in parser and parser.get_parsed_content(key) == training_parser.get_parsed_content(key), key
     # the weights: the in-place training output wins, MONAI Label's <bundle>/models/model.pt is the fallback
     ckpt_dir = Path(parser.get_parsed_content("ckpt_dir"))
     assert Path(parser.get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"  # neither exists: the usual place
@@ -250,6 +254,7 @@ def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
     )
     exported = torch.jit.load(str(filepath))
     spec = parser.get("export_network_def")
+    spec["kwargs"] = parser.get_parsed_content("export_network_def#kwargs") if spec.get("kwargs") else None  # e.g. "@zoom"
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))

@@ -208,7 +208,7 @@ class HyperbolicVAE(nn.Module):
         if not zoom > 0:
             raise ValueError(f"zoom must be > 0, got {zoom}")
         if zoom != 1.0:
-            size = tuple(int(s) for s in v.shape[2:])
+            size = v.shape[2:]  # not ints: a traced export keeps the output size tied to the input
             zoomed = F.interpolate(v.float(), scale_factor=zoom, mode="trilinear", align_corners=False)
             out = self.embed_volume(zoomed, slab, padding_mode)
             out = F.interpolate(out, size=size, mode="trilinear", align_corners=False)
