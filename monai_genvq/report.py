@@ -148,7 +148,7 @@ def expected_variants(bundle_dir: str | os.PathLike) -> list[str]:
     """The variants a bundle defines: the literal ``variant`` of its config files (train.json's first)."""
     configs = Path(bundle_dir) / "configs"
     names: list[str] = []
-    files = sorted(configs.glob("*.json"), key=lambda p: (p.name not in ("train.json", "train_prior.json"), p.name))
+    files = sorted(configs.glob("*.json"), key=lambda p: (p.name not in ("train.json", "train.json"), p.name))
     for f in files:
         if f.name in ("inference.json", "metadata.json"):
             continue

@@ -17,7 +17,7 @@ def test_metadata_validates_and_configs_have_model_zoo_ids():
 
     assert SCHEMA.is_file(), f"the MONAI bundle schema is expected at {SCHEMA}"
     verify_metadata(str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
-    prior = json.loads((CONFIGS / "train_prior.json").read_text())
+    prior = json.loads((CONFIGS / "train.json").read_text())
     for key in ("run", "training", "initialize", "finalize", "network_def", "network", "device"):
         assert key in prior, key
     assert isinstance(prior["train"]["handlers"], list)
@@ -38,13 +38,13 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "train_prior.json"), str(CONFIGS / "train_image.json")])
+    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "train_image.json")])
     parser["synthetic_acdc"] = eval(TINY)
     item = parser.get_parsed_content("train#dataset")[0]
     assert "label" not in item and tuple(item["image"].shape) == (1, 64, 64)  # stage 2 sees no labels
 
     common = ("--synthetic_acdc", TINY, "--batch_size", "4")
-    stage1 = [CONFIGS / "train_prior.json"]
+    stage1 = [CONFIGS / "train.json"]
     stage2 = stage1 + [CONFIGS / "train_image.json"]
     run_bundle("training", stage1, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2")
     prior_ckpt = tmp_path / "outputs" / "default" / "prior" / "models" / "model.pt"
@@ -82,14 +82,14 @@ def test_brain3d_override_trains_both_stages_and_evaluates_in_3d(tmp_path, cache
         return p
 
     root = Path(cache_dir).glob("synthetic_brain_v1-*")
-    p1 = parser("train_prior.json")
+    p1 = parser("train.json")
     item = p1.get_parsed_content("train#dataset")[0]
     assert tuple(item["label"].shape) == (1, 16, 16, 16) and p1.get_parsed_content("network").spatial_dims == 3
     p1.get_parsed_content("run")
     assert (tmp_path / "outputs" / "brain3d" / "prior" / "models" / "model.pt").is_file()
     assert any((r / "dataset.json").is_file() and any((r / "labelsTr").glob("*.nii.gz")) for r in root)
-    parser("train_prior.json", "train_image.json", pretrain_iterations=1).get_parsed_content("run")
-    p3 = parser("train_prior.json", "train_image.json", "evaluate.json", unet_iterations=2, refine_steps=2)
+    parser("train.json", "train_image.json", pretrain_iterations=1).get_parsed_content("run")
+    p3 = parser("train.json", "train_image.json", "evaluate.json", unet_iterations=2, refine_steps=2)
     p3.get_parsed_content("run")
     metrics = json.loads((tmp_path / "outputs" / "brain3d" / "eval" / "metrics.json").read_text())
     assert metrics["label_names"] == ["CSF", "GM", "WM"] and metrics["n_test_images"] == 2

@@ -16,7 +16,7 @@ from monai_genvq.transforms import HungarianMatchd, StackSliced, stack_slice_ind
 CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg" / "configs"
 
 
-def _parse(*ids, files=("train_prior.json", "train_image.json", "evaluate.json")):
+def _parse(*ids, files=("train.json", "train_image.json", "evaluate.json")):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()

@@ -26,7 +26,7 @@ BUNDLES = sorted(p for p in (REPO / "bundles").iterdir() if (p / "configs").is_d
 IDS = [b.name for b in BUNDLES]
 # the training configs whose network the inference network must equal, with overrides that avoid data/checkpoints
 TRAINING = {
-    "anatomical_prior_seg": (["train_prior.json", "train_image.json"], {"prior": "@prior_def", "location_prior": None}),
+    "anatomical_prior_seg": (["train.json", "train_image.json"], {"prior": "@prior_def", "location_prior": None}),
 }
 REQUIRED_IDS = ("bundle_root", "device", "network_def", "network", "checkpoint", "preprocessing", "inferer",
                 "postprocessing", "dataset#data", "run", "inferring", "export_network_def", "export_input_shape")

@@ -2,7 +2,7 @@
 resume, multi-process (torchrun, gloo) training, MLflow tracking, atomic checkpoints.
 
 The bundles are discovered from ``bundles/``; a new bundle must add its tiny-size overrides to ``TINY``
-(and ``STAGES`` when it has no ``configs/train.json``) or these tests fail.
+(and ``STAGES`` when it trains in several stages stacked on ``configs/train.json``) or these tests fail.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ TINY = {
     "anatomical_prior_seg": ({"synthetic_acdc": ACDC, "batch_size": 2, "channels": [4, 8, 8], "latent_dim": 4,
                               "pretrain_iterations": 1}, 4),
 }
-# training stages (config stacks) of bundles without a single configs/train.json
-STAGES = {"anatomical_prior_seg": [["train_prior.json"], ["train_prior.json", "train_image.json"]]}
+# training stages (config stacks) of bundles that train in several runs; each must start from configs/train.json
+STAGES = {"anatomical_prior_seg": [["train.json"], ["train.json", "train_image.json"]]}
 STANDARD_IDS = ("bundle_root", "device", "network_def", "network", "train#dataset#data", "train#trainer",
                 "train#trainer#max_epochs", "train#handlers", "train#dataloader#num_workers", "output_dir", "ckpt_dir", "log_dir", "initialize",
                 "run", "finalize", "training", "resume", "checkpoint_interval", "progress_bar", "resume_dict")
@@ -50,10 +50,8 @@ STANDARD_IDS = ("bundle_root", "device", "network_def", "network", "train#datase
 
 def stages(bundle: Path) -> list[list[Path]]:
     configs = bundle / "configs"
-    if (configs / "train.json").is_file():
-        return [[configs / "train.json"]]
-    assert bundle.name in STAGES, f"{bundle.name} has no configs/train.json and no training stages registered in STAGES"
-    return [[configs / c for c in stack] for stack in STAGES[bundle.name]]
+    assert (configs / "train.json").is_file(), f"{bundle.name} has no configs/train.json (MONAI Label's BundleTrainTask needs it)"
+    return [[configs / c for c in stack] for stack in STAGES.get(bundle.name, [["train.json"]])]
 
 
 def _parser(stack):

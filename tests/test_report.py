@@ -219,7 +219,7 @@ def _hyperbolic_metrics(out: Path, variant: str):
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def embed_volume(self, v):
+        def embed_volume(self, v, zoom: float = 1.0):
             lab = (v[0] > 0.5).float()
             return torch.stack([0.5 * lab - 0.25, torch.zeros_like(lab)])
 
