@@ -64,6 +64,7 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
         assert 0.0 <= result["mean"]["mean"] <= 1.0
     assert "| anatomical prior VAE (unsupervised) |" in (eval_dir / "results.md").read_text()
     assert metrics["figures"] and all(Path(f).is_file() for f in metrics["figures"])
+    assert {Path(f).name for f in metrics["figures"]} >= {"overlays.png", "latent_pca.png"}
     assert set(metrics["other_metrics"]["anatomical prior VAE (unsupervised)"]) == {"matched_dice"}
 
 

@@ -121,6 +121,30 @@ class _MethodHandler:
         engine.add_event_handler(Events.COMPLETED, self.report._complete, self.method)
 
 
+class _LatentHandler:
+    """Collects the image encoder's posterior means μ(x) of the evaluated (preprocessed) images and the label areas."""
+
+    def __init__(self, report: SegmentationReport, network: nn.Module) -> None:
+        self.report, self.network = report, network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda e: self.report.latents.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, lambda e: self.report.write())
+
+    def _collect(self, engine: Engine) -> None:
+        batch = engine.state.batch
+        items = batch if isinstance(batch, list) else [{k: v[i] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                                                       for i in range(len(batch[self.report.image_key]))]
+        images = torch.stack([torch.as_tensor(b[self.report.image_key]) for b in items]).float()
+        network = getattr(self.network, "module", self.network)
+        with torch.no_grad():
+            mu = network.encode(images.to(next(network.parameters()).device))[0]
+        for code, item in zip(mu.reshape(len(items), -1).cpu().numpy(), items):
+            label = _label_map(item[self.report.label_key])
+            self.report.latents.append((code, [int((label == k).sum()) for k in range(1, len(self.report.label_names) + 1)]))
+
+
 class SegmentationReport:
     """Per-label Dice of several evaluators in one report: ``metrics.json``, ``results.md`` and an overlay figure.
 
@@ -166,10 +190,17 @@ class SegmentationReport:
         self.n_images: dict[str, int] = {}
         self.other_metrics: dict[str, dict[str, dict[str, float]]] = {}
         self.samples: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self.latents: list[tuple[np.ndarray, list[int]]] = []
 
     def handler(self, method: str) -> _MethodHandler:
         """An Ignite handler (``attach(engine)``) reporting the evaluator's results under ``method``."""
         return _MethodHandler(self, method)
+
+    def latent_handler(self, network: nn.Module) -> _LatentHandler:
+        """An Ignite handler adding ``latent_pca.png``: PCA of ``network.encode(image)`` posterior means of the
+        evaluated images, one panel per label coloured by its area in the ground truth (pixels/voxels).
+        Attach it to one evaluator whose batches hold the preprocessed ``image`` the network encodes."""
+        return _LatentHandler(self, network)
 
     def _collect(self, engine: Engine, method: str) -> None:
         if engine.state.iteration == 1:
@@ -218,6 +249,15 @@ class SegmentationReport:
             figure = self.write_figure(out / "overlays.png")
             if figure is not None:
                 figures.append(str(figure))
+        if len(self.latents) >= 3:
+            from monai_genvq.visualize.projections import save_latent_projection
+
+            codes = np.stack([c for c, _ in self.latents])
+            areas = np.asarray([a for _, a in self.latents], np.float64)
+            path = out / "latent_pca.png"
+            save_latent_projection(codes, {f"{n} area (ground truth)": areas[:, k] for k, n in enumerate(self.label_names)},
+                                   path, method="pca", title="image encoder μ(x), PCA")
+            figures.append(str(path))
         n = max(self.n_images.values(), default=0)
         metrics = {
             "dataset": self.dataset_name,
