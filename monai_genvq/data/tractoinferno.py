@@ -151,6 +151,37 @@ def _remove_stale_partials(target: Path) -> None:
             pass
 
 
+def ensure_generated_dataset(
+    name: str,
+    version: int,
+    defaults: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    build: Callable[..., Any],
+    target: str | os.PathLike | None = None,
+    description: str = "",
+) -> Path:
+    """A synthetic dataset's folder, generated on first use with ``build(folder, **options)`` (atomic, idempotent).
+
+    ``options`` are ``defaults`` updated with ``overrides`` (unknown names are refused). The default
+    folder is ``<cache>/<name>_v<version>``, with a digest of the options appended when they differ
+    from the defaults, so every parameter set has its own folder (see :func:`materialize_dataset`).
+
+    Raises:
+        TypeError: ``overrides`` names a parameter that ``defaults`` does not have.
+    """
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown {description or name} parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
+    options = {**defaults, **overrides}
+    if "shape" in options:
+        options["shape"] = [int(s) for s in options["shape"]]
+    params = {"generator": name, "version": version, **options}
+    if target is None:
+        suffix = "" if options == dict(defaults) else f"-{params_digest(params)}"
+        target = default_cache_root() / f"{name}_v{version}{suffix}"
+    return materialize_dataset(target, params, lambda folder: build(folder, **options))
+
+
 def materialize_dataset(target: str | os.PathLike, params: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
     """Create a generated dataset folder once, atomically, and reuse it while ``params`` match.
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_genvq.data.tractoinferno import default_cache_root, materialize_dataset, params_digest
+from monai_genvq.data.tractoinferno import ensure_generated_dataset
 
 __all__ = ["BRAIN_LABELS", "ensure_synthetic_brain", "generate_synthetic_brain", "render_brain_phantom"]
 
@@ -130,12 +130,4 @@ def ensure_synthetic_brain(root: str | os.PathLike | None = None, **kwargs: Any)
         >>> folder = ensure_synthetic_brain(n_subjects=4, size=16, fov=20)  # doctest: +SKIP
     """
     defaults = {"n_subjects": 80, "size": 32, "fov": 40, "spacing": 1.5, "seed": 0}
-    unknown = set(kwargs) - set(defaults)
-    if unknown:
-        raise TypeError(f"unknown synthetic brain parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    options = {**defaults, **kwargs}
-    params = {"generator": "synthetic_brain", "version": GENERATOR_VERSION, **options}
-    if root is None:
-        suffix = "" if options == defaults else f"-{params_digest(params)}"
-        root = default_cache_root() / f"synthetic_brain_v{GENERATOR_VERSION}{suffix}"
-    return materialize_dataset(root, params, lambda folder: generate_synthetic_brain(folder, **options))
+    return ensure_generated_dataset("synthetic_brain", GENERATOR_VERSION, defaults, kwargs, generate_synthetic_brain, root, "synthetic brain")

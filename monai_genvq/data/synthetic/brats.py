@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_genvq.data.brats import BRATS_LABEL_MAPS, BRATS_LAYOUTS
-from monai_genvq.data.tractoinferno import default_cache_root, materialize_dataset, params_digest
+from monai_genvq.data.tractoinferno import ensure_generated_dataset
 
 __all__ = ["generate_synthetic_brats", "ensure_synthetic_brats"]
 
@@ -86,13 +86,4 @@ def generate_synthetic_brats(
 def ensure_synthetic_brats(cache_dir: str | os.PathLike | None = None, **kwargs) -> Path:
     """The synthetic BraTS folder, generated on first use into ``$MONAI_GENVQ_CACHE`` (atomic, idempotent)."""
     defaults = {"n_cases": 6, "shape": [96, 96, 64], "spacing": 2.0, "layout": "2021", "seed": 0}
-    unknown = set(kwargs) - set(defaults)
-    if unknown:
-        raise TypeError(f"unknown synthetic BraTS parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    options = {**defaults, **kwargs}
-    options["shape"] = [int(s) for s in options["shape"]]
-    params = {"generator": "synthetic_brats", "version": GENERATOR_VERSION, **options}
-    if cache_dir is None:
-        suffix = "" if options == defaults else f"-{params_digest(params)}"
-        cache_dir = default_cache_root() / f"synthetic_brats_v{GENERATOR_VERSION}{suffix}"
-    return materialize_dataset(cache_dir, params, lambda folder: generate_synthetic_brats(folder, **options))
+    return ensure_generated_dataset("synthetic_brats", GENERATOR_VERSION, defaults, kwargs, generate_synthetic_brats, cache_dir, "synthetic BraTS")

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_genvq.data.cryoet import write_mrc
-from monai_genvq.data.tractoinferno import default_cache_root, materialize_dataset, params_digest
+from monai_genvq.data.tractoinferno import ensure_generated_dataset
 
 __all__ = ["CRYOET_CLASSES", "generate_synthetic_tomogram", "generate_synthetic_cryoet", "ensure_synthetic_cryoet"]
 
@@ -95,13 +95,4 @@ def generate_synthetic_cryoet(root: str | os.PathLike, n_tomograms: int = 3, sha
 def ensure_synthetic_cryoet(cache_dir: str | os.PathLike | None = None, **kwargs) -> Path:
     """The synthetic tomogram folder, generated on first use into ``$MONAI_GENVQ_CACHE`` (atomic, idempotent)."""
     defaults = {"n_tomograms": 3, "shape": [48, 96, 96], "snr": 0.5, "seed": 0}
-    unknown = set(kwargs) - set(defaults)
-    if unknown:
-        raise TypeError(f"unknown synthetic cryo-ET parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    options = {**defaults, **kwargs}
-    options["shape"] = [int(s) for s in options["shape"]]
-    params = {"generator": "synthetic_cryoet", "version": GENERATOR_VERSION, **options}
-    if cache_dir is None:
-        suffix = "" if options == defaults else f"-{params_digest(params)}"
-        cache_dir = default_cache_root() / f"synthetic_cryoet_v{GENERATOR_VERSION}{suffix}"
-    return materialize_dataset(cache_dir, params, lambda folder: generate_synthetic_cryoet(folder, **options))
+    return ensure_generated_dataset("synthetic_cryoet", GENERATOR_VERSION, defaults, kwargs, generate_synthetic_cryoet, cache_dir, "synthetic cryo-ET")

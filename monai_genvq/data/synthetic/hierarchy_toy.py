@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_genvq.data.tractoinferno import default_cache_root, materialize_dataset, params_digest
+from monai_genvq.data.tractoinferno import ensure_generated_dataset
 
 __all__ = ["LEVEL_CLASSES", "generate_hierarchy_volume", "generate_hierarchy_toy", "ensure_hierarchy_toy", "discover_hierarchy_toy"]
 
@@ -127,15 +127,7 @@ def ensure_hierarchy_toy(cache_dir: str | os.PathLike | None = None, **kwargs) -
         >>> records = discover_hierarchy_toy(ensure_hierarchy_toy(), "train")  # doctest: +SKIP
     """
     defaults = {"n_train": 8, "n_test": 4, "size": 50, "seed": 0}
-    unknown = set(kwargs) - set(defaults)
-    if unknown:
-        raise TypeError(f"unknown toy dataset parameter(s) {sorted(unknown)}; allowed: {sorted(defaults)}")
-    options = {**defaults, **kwargs}
-    params = {"generator": "hierarchy_toy", "version": GENERATOR_VERSION, **options}
-    if cache_dir is None:
-        suffix = "" if options == defaults else f"-{params_digest(params)}"
-        cache_dir = default_cache_root() / f"hierarchy_toy_v{GENERATOR_VERSION}{suffix}"
-    return materialize_dataset(cache_dir, params, lambda folder: generate_hierarchy_toy(folder, **options))
+    return ensure_generated_dataset("hierarchy_toy", GENERATOR_VERSION, defaults, kwargs, generate_hierarchy_toy, cache_dir, "toy dataset")
 
 
 def discover_hierarchy_toy(dataset_dir: str | os.PathLike, split: str = "train", levels=(1, 2, 3)) -> list[dict]:
