@@ -128,9 +128,9 @@ class _LatentHandler:
         self.report, self.network = report, network
 
     def attach(self, engine: Engine) -> None:
+        # no write of its own: the report writes (with this figure) when an evaluator's method handler completes
         engine.add_event_handler(Events.STARTED, lambda e: self.report.latents.clear())
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, lambda e: self.report.write())
 
     def _collect(self, engine: Engine) -> None:
         batch = engine.state.batch
@@ -199,7 +199,8 @@ class SegmentationReport:
     def latent_handler(self, network: nn.Module) -> _LatentHandler:
         """An Ignite handler adding ``latent_pca.png``: PCA of ``network.encode(image)`` posterior means of the
         evaluated images, one panel per label coloured by its area in the ground truth (pixels/voxels).
-        Attach it to one evaluator whose batches hold the preprocessed ``image`` the network encodes."""
+        Attach it, together with :meth:`handler`, to one evaluator whose batches hold the preprocessed
+        ``image`` the network encodes; the figure is written with the report."""
         return _LatentHandler(self, network)
 
     def _collect(self, engine: Engine, method: str) -> None:
