@@ -140,6 +140,10 @@ def main() -> None:
     from monai_genvq.engines import destroy_distributed
 
     destroy_distributed()
+    # every result is on disk; skip the interpreter's C++ teardown, where a gloo rank intermittently aborts
+    # ("terminate called without an active exception", SIGABRT) after all steps have finished
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
