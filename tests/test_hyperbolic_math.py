@@ -25,7 +25,7 @@ from monai_genvq.networks.hyperbolic import (
     wrapped_normal_log_prob,
     wrapped_normal_rsample,
 )
-from monai_genvq.networks.hyperbolic.manifold import gmath, lambda_x, log_sinhc
+from monai_genvq.networks.hyperbolic.manifold import boundary_radius, gmath, lambda_x, log_sinhc
 
 @pytest.fixture(autouse=True)
 def _float64():
@@ -348,3 +348,8 @@ def test_huge_encoder_outputs_give_means_inside_max_radius_with_gradients(curvat
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     with pytest.raises(ValueError, match="max_radius"):
         HyperbolicVAE(max_radius=-1.0, **kwargs)
+    if curvature > 0:  # too close to the float32 edge: clamped samples would let training exploit the KL
+        assert boundary_radius(curvature) == pytest.approx(2 / curvature**0.5 * math.atanh(1 - 4e-3))
+        with pytest.raises(ValueError, match="too close to the ball's float32 edge"):
+            HyperbolicVAE(max_radius=0.7 * boundary_radius(curvature), **kwargs)
+        HyperbolicVAE(max_radius=0.6 * boundary_radius(curvature), **kwargs)

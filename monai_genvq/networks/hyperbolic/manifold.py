@@ -10,6 +10,8 @@ functions geoopt lacks (``sinhc``, a stable ``log sinhc``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from geoopt.manifolds.stereographic import math as gmath
 
@@ -19,6 +21,7 @@ __all__ = [
     "MIN_SIGMA",
     "as_curvature",
     "project",
+    "boundary_radius",
     "expmap0",
     "bound_tangent0",
     "logmap0",
@@ -51,6 +54,18 @@ def as_curvature(c: float | torch.Tensor, like: torch.Tensor | None = None) -> t
 def project(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Clamp points into the open ball (norm ≤ (1 - eps)/√c); NaN-free for inputs at or beyond the edge."""
     return gmath.project(x, k=k, dim=dim, eps=BOUNDARY_EPS.get(x.dtype, 4e-3))
+
+
+def boundary_radius(c: float, dtype: torch.dtype = torch.float32) -> float:
+    """Geodesic distance from the origin at which :func:`project` starts clamping: ``2/√c · artanh(1 - eps)``.
+
+    Example:
+        >>> round(boundary_radius(1.0), 2)
+        6.21
+    """
+    if not c > 0:
+        return float("inf")
+    return 2.0 / c**0.5 * math.atanh(1.0 - BOUNDARY_EPS.get(dtype, 4e-3))
 
 
 def expmap0(u: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -22,12 +22,14 @@ from .distributions import (
     wrapped_normal_rsample,
 )
 from .gyroplane import GyroplaneConv3d, GyroplaneLayer
-from .manifold import MIN_SIGMA, as_curvature, bound_tangent0, expmap0, logmap0
+from .manifold import MIN_SIGMA, as_curvature, boundary_radius, bound_tangent0, expmap0, logmap0
 
 __all__ = ["HyperbolicVAEOutput", "HyperbolicVAE", "patch_offsets"]
 
 DISTRIBUTIONS = ("wrapped", "riemannian")
 DECODER_HEADS = ("gyroconv", "gyroplane", "linear")
+SAFE_RADIUS_FRACTION = 2.0 / 3.0
+"""``max_radius`` may be at most this fraction of :func:`~.manifold.boundary_radius` (room for posterior noise)."""
 
 
 def patch_offsets(patch_size: int) -> tuple[int, int]:
@@ -84,7 +86,10 @@ class HyperbolicVAE(nn.Module):
             every mean to the ball's numerical clamp (geodesic radius ≈ 6.2 for c = 1 in float32),
             where the clamp also swallows the radial posterior noise and the codes collapse onto
             a sphere. Applied identically for ``curvature=0`` (the bound is 2‖u‖ there too) so
-            the Euclidean ablation differs only in curvature.
+            the Euclidean ablation differs only in curvature. For c > 0 it must be at most
+            ⅔ of the radius where the float32 clamp starts (4.14 for c = 1), else a ValueError:
+            a toy run with max_radius 6 drove the Monte-Carlo KL of clamped samples to −5·10⁶ and
+            every code collapsed onto one point.
 
     Example:
         >>> net = HyperbolicVAE(patch_size=10, latent_dim=2)
@@ -120,6 +125,14 @@ class HyperbolicVAE(nn.Module):
             raise ValueError("a Euclidean latent (curvature=0) uses decoder_head='linear'")
         if max_radius is not None and not max_radius > 0:
             raise ValueError(f"max_radius must be > 0 or None, got {max_radius}")
+        safe_radius = SAFE_RADIUS_FRACTION * boundary_radius(float(curvature))
+        if max_radius is not None and max_radius > safe_radius:
+            raise ValueError(
+                f"max_radius={max_radius} is too close to the ball's float32 edge for curvature {curvature} "
+                f"(clamped from geodesic radius {boundary_radius(float(curvature)):.2f}); use max_radius <= {safe_radius:.2f}. "
+                "Posterior samples beyond the edge are clamped, and the Monte-Carlo KL of clamped samples can be "
+                "driven to -inf, which training then exploits"
+            )
         if patch_size < 2:
             raise ValueError(f"patch_size must be >= 2, got {patch_size}")
         self.patch_size, self.latent_dim, self.curvature = patch_size, latent_dim, float(curvature)
