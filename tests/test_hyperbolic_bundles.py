@@ -11,6 +11,7 @@ from conftest import REPO, SCHEMA, run_bundle
 
 from monai_genvq.data import discover_hierarchy_toy, ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet, load_volume
 from monai_genvq.engines import HyperbolicSegmentation, HyperbolicVAETrainer, hyperbolic_loss_terms
+from monai_genvq.losses import hierarchical_triplet_loss
 from monai_genvq.networks import HyperbolicVAE
 from monai_genvq.transforms import TripletPatchSamplerd
 
@@ -61,6 +62,22 @@ def test_trainer_runs_every_configuration(config, tiny_toy):
     trainer.run()
     out = hyperbolic_loss_terms(trainer.state.output)
     assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
+
+
+def test_default_triplet_weight_shapes_the_embedding(tiny_toy):
+    """The NLL is summed over 10³ voxels: the default β must make the triplet term matter (β = 1 did not)."""
+    records = discover_hierarchy_toy(tiny_toy)
+    train, held_out = list(_batches(records, 24, 16)), next(_batches(records, 1, 64, seed=1))
+    triplet_after = {}
+    for name, kwargs in (("default", {}), ("weight_1", {"triplet_weight": 1.0}), ("no_triplet", {"triplet_weight": 0.0})):
+        torch.manual_seed(0)
+        net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
+        HyperbolicVAETrainer(torch.device("cpu"), 1, train, net, torch.optim.Adam(net.parameters(), 2e-3), kl_weight=0.1, **kwargs).run()
+        net.eval()
+        with torch.no_grad():
+            mu = {k: net.encode(held_out[k])[0] for k in ("parent", "child", "negative")}
+        triplet_after[name] = float(hierarchical_triplet_loss(mu["parent"], mu["child"], mu["negative"]))
+    assert triplet_after["default"] < 0.75 * min(triplet_after["no_triplet"], triplet_after["weight_1"]), triplet_after
 
 
 @pytest.mark.slow

@@ -39,7 +39,10 @@ class HyperbolicVAETrainer(SupervisedTrainer):
     Args:
         device, max_epochs, train_data_loader, network, optimizer: as :class:`monai.engines.SupervisedTrainer`.
         kl_weight: weight of the KL term.
-        triplet_weight: β of the triplet term (0 disables it: the "no triplet" ablation).
+        triplet_weight: β of the triplet term (0 disables it: the "no triplet" ablation). The NLL is
+            summed over the patch's voxels (10³ by default), so the default β = 10³ (Hsu et al.'s
+            setting) puts the triplet term on the ELBO's scale; with β = 1 it is ~10⁻⁴ of the loss and
+            does nothing.
         margin: triplet margin.
         likelihood: "gaussian" or "bernoulli".
         likelihood_scale: σ of the Gaussian likelihood.
@@ -61,7 +64,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         network: torch.nn.Module,
         optimizer: Optimizer,
         kl_weight: float = 1.0,
-        triplet_weight: float = 1.0,
+        triplet_weight: float = 1000.0,
         margin: float = 0.1,
         likelihood: str = "gaussian",
         likelihood_scale: float = 0.1,
