@@ -353,3 +353,31 @@ def test_huge_encoder_outputs_give_means_inside_max_radius_with_gradients(curvat
         with pytest.raises(ValueError, match="too close to the ball's float32 edge"):
             HyperbolicVAE(max_radius=0.7 * boundary_radius(curvature), **kwargs)
         HyperbolicVAE(max_radius=0.6 * boundary_radius(curvature), **kwargs)
+
+
+@pytest.mark.parametrize("distribution,sigma_bias", [("wrapped", [300.0, -30.0]), ("riemannian", [20.0])])
+def test_posterior_scale_is_capped_so_samples_stay_off_the_edge(distribution, sigma_bias):
+    """A huge σ puts samples on the float32 clamp, where the one-sample KL goes far below 0 (a toy run
+    drifted to σ ≈ (300, 1e-4) and a KL of -650)."""
+    torch.manual_seed(0)
+    kwargs = dict(patch_size=6, latent_dim=2, channels=(4, 4), distribution=distribution, max_radius=3.0)
+    capped, uncapped = HyperbolicVAE(**kwargs), HyperbolicVAE(**kwargs)
+    assert capped.max_sigma == pytest.approx((boundary_radius(1.0) - 3.0) / 4)
+    assert HyperbolicVAE(curvature=0.0, decoder_head="linear", patch_size=6, channels=(4, 4)).max_sigma is None
+    uncapped.load_state_dict(capped.state_dict())
+    uncapped.max_sigma = None
+    for m in (capped, uncapped):
+        with torch.no_grad():
+            m.to_sigma.weight.zero_()
+            m.to_sigma.bias.copy_(torch.tensor(sigma_bias))
+    x = torch.rand(64, 1, 6, 6, 6)
+    torch.manual_seed(1)
+    out_c = capped.train()(x)
+    torch.manual_seed(1)
+    out_u = uncapped.train()(x)
+    clamp = 1.0 - 4e-3
+    assert (out_u.z.norm(dim=-1) > clamp - 1e-5).any()  # samples on the clamp, where log q(z) is wrong ...
+    if distribution == "riemannian":
+        assert out_u.kl.min() < -10.0  # ... and here the one-sample KL already far below 0
+    assert out_c.sigma.max() <= capped.max_sigma + 1e-6 and (out_c.z.norm(dim=-1) < clamp - 1e-3).all()
+    assert torch.isfinite(out_c.kl).all() and out_c.kl.min() > -10.0
