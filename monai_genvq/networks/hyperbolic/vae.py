@@ -29,8 +29,9 @@ __all__ = ["HyperbolicVAEOutput", "HyperbolicVAE", "patch_offsets"]
 DISTRIBUTIONS = ("wrapped", "riemannian")
 DECODER_HEADS = ("gyroconv", "gyroplane", "linear")
 SAFE_RADIUS_FRACTION = 2.0 / 3.0
-SIGMAS_TO_EDGE = 4.0
 """``max_radius`` may be at most this fraction of :func:`~.manifold.boundary_radius` (room for posterior noise)."""
+SIGMAS_TO_EDGE = 4.0
+"""Posterior σ is capped so that a mean at ``max_radius`` is this many σ from the float32 edge."""
 
 
 def patch_offsets(patch_size: int) -> tuple[int, int]:
