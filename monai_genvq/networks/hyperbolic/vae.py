@@ -95,7 +95,7 @@ class HyperbolicVAE(nn.Module):
             scales are also capped, at ``(edge radius - max_radius) / 4`` (0.80 for c = 1 and
             max_radius 3), so a sample reaches the clamp only beyond 4σ: in a 60-epoch toy run
             (triplet weight 10³, seed 2) one σ grew to ~300, the samples sat on the clamp and the
-            Monte-Carlo KL went to −58 (−650 on a fresh batch).
+            Monte-Carlo KL went to −58 (−650 for single samples of a fresh batch).
 
     Example:
         >>> net = HyperbolicVAE(patch_size=10, latent_dim=2)
@@ -131,11 +131,11 @@ class HyperbolicVAE(nn.Module):
             raise ValueError("a Euclidean latent (curvature=0) uses decoder_head='linear'")
         if max_radius is not None and not max_radius > 0:
             raise ValueError(f"max_radius must be > 0 or None, got {max_radius}")
-        safe_radius = SAFE_RADIUS_FRACTION * boundary_radius(float(curvature))
-        if max_radius is not None and max_radius > safe_radius:
+        edge = boundary_radius(float(curvature))
+        if max_radius is not None and max_radius > SAFE_RADIUS_FRACTION * edge:
             raise ValueError(
                 f"max_radius={max_radius} is too close to the ball's float32 edge for curvature {curvature} "
-                f"(clamped from geodesic radius {boundary_radius(float(curvature)):.2f}); use max_radius <= {safe_radius:.2f}. "
+                f"(clamped from geodesic radius {edge:.2f}); use max_radius <= {SAFE_RADIUS_FRACTION * edge:.2f}. "
                 "Posterior samples beyond the edge are clamped, and the Monte-Carlo KL of clamped samples can be "
                 "driven to -inf, which training then exploits"
             )
@@ -146,7 +146,7 @@ class HyperbolicVAE(nn.Module):
         self.in_channels, self.max_radius = in_channels, max_radius
         self.max_sigma = None
         if max_radius is not None and curvature > 0:
-            self.max_sigma = (boundary_radius(float(curvature)) - max_radius) / SIGMAS_TO_EDGE
+            self.max_sigma = (edge - max_radius) / SIGMAS_TO_EDGE
 
         kernels = _shrinking_kernels(patch_size)
         chans = list(channels)[: len(kernels)]
