@@ -77,17 +77,25 @@ class TripletPatchSampler(Randomizable, Transform):
         pass
 
     def __call__(self, volume: torch.Tensor | np.ndarray, name: str | None = None) -> torch.Tensor:
+        return self.sample(volume, 1, name)[0]
+
+    def sample(self, volume: torch.Tensor | np.ndarray, num_samples: int, name: str | None = None) -> list[torch.Tensor]:
+        """``num_samples`` triplets from one volume, which is checked and masked once (not once per triplet)."""
         name = name or self.name
+        v = check_volume(volume, self.patch_size, name)
+        cand = None
+        if self.mask_fn is not None:
+            cand = np.argwhere(np.asarray(self.mask_fn(v)))
+            if len(cand) == 0:
+                raise ValueError(f"{name}: the sampling mask is empty")
+        return [self._triplet(v, cand) for _ in range(num_samples)]
+
+    def _triplet(self, v: torch.Tensor, cand: np.ndarray | None) -> torch.Tensor:
         n = self.patch_size
-        v = check_volume(volume, n, name)
         shape = np.array(v.shape[1:])
         rs = self.R
         p_size = int(min(rs.randint(self.parent_size[0], self.parent_size[1] + 1), shape.min()))
-        if self.mask_fn is not None:
-            mask = np.asarray(self.mask_fn(v))
-            cand = np.argwhere(mask)
-            if len(cand) == 0:
-                raise ValueError(f"{name}: the sampling mask is empty")
+        if cand is not None:
             centre = cand[rs.randint(len(cand))]
         else:
             centre = np.array([rs.randint(s) for s in shape])
@@ -146,8 +154,4 @@ class TripletPatchSamplerd(Randomizable, MapTransform):
         img = d[key]
         name = str(getattr(img, "meta", {}).get("filename_or_obj", key)) if hasattr(img, "meta") else str(key)
         img = img.as_tensor() if hasattr(img, "as_tensor") else img
-        out = []
-        for _ in range(self.num_samples):
-            trip = self.sampler(img, name=name)
-            out.append({k: trip[i] for i, k in enumerate(TRIPLET_KEYS)})
-        return out
+        return [{k: trip[i] for i, k in enumerate(TRIPLET_KEYS)} for trip in self.sampler.sample(img, self.num_samples, name)]
