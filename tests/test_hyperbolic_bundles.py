@@ -36,7 +36,7 @@ def test_metadata_and_configs(name):
     for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "initialize", "run", "training"):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
-    for variant in ("euclidean", "no_gyroconv", "no_triplet", "riemannian"):
+    for variant in ("euclidean", "no_gyroconv", "no_triplet", "riemannian", "intensity"):
         json.loads((configs / f"{variant}.json").read_text())
 
 
@@ -129,9 +129,13 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     run_bundle("training", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json"], tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
     run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json", BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],
                tmp_path, "--dataset_dir", str(tiny_toy))
+    # the k-means-on-intensity reference needs no training and joins the same table
+    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json", BUNDLES["hyperbolic_toy_seg"] / "intensity.json"],
+               tmp_path, "--dataset_dir", str(tiny_toy))
     table = (tmp_path / "outputs" / "comparison.md").read_text()
-    assert "hyperbolic" in table and "euclidean" in table and "level3" in table
+    assert all(name in table for name in ("hyperbolic", "euclidean", "intensity", "level3"))
     assert json.loads((tmp_path / "outputs" / "euclidean" / "eval" / "metrics.json").read_text())["clustering"] == "euclidean"
+    assert json.loads((tmp_path / "outputs" / "intensity" / "eval" / "metrics.json").read_text())["embedding"].startswith("input intensities")
 
 
 @pytest.mark.slow

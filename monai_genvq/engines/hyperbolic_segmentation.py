@@ -32,7 +32,8 @@ class HyperbolicSegmentation:
     """Evaluate (or just run) unsupervised segmentation of a list of volumes.
 
     Args:
-        network: a trained :class:`~monai_genvq.networks.HyperbolicVAE`.
+        network: a trained :class:`~monai_genvq.networks.HyperbolicVAE`, or
+            :class:`~monai_genvq.networks.IntensityEmbedding` for the k-means-on-intensity reference.
         records: dicts with ``image`` (path or list of channel paths) and the label keys.
         levels: ``{level name: (label key or None, number of clusters, label ids or None)}``; a label map
             is first converted by ``label_transforms[name]`` when given (e.g. BraTS whole tumour).
@@ -110,6 +111,11 @@ class HyperbolicSegmentation:
             raise ValueError("Poincaré k-means needs a hyperbolic latent (curvature > 0)")
         return c
 
+    def embedding_description(self) -> str:
+        """What one voxel's embedding is: the network's ``embedding_description`` if it has one, else the VAE's posterior mean."""
+        return getattr(self.network, "embedding_description", None) or (
+            f"posterior mean per voxel (its N³ patch on the volume resampled by zoom {self.zoom:g})")
+
     def embed(self, volume: np.ndarray) -> torch.Tensor:
         """(C, *spatial) volume -> (d, *spatial) per-voxel posterior means."""
         self.network.eval()
@@ -181,7 +187,7 @@ class HyperbolicSegmentation:
             "method": self.method,
             "dataset": self.dataset,
             "clustering": "euclidean" if self.curvature() == 0 else "poincare",
-            "embedding": f"posterior mean per voxel (its N³ patch on the volume resampled by zoom {self.zoom:g})",
+            "embedding": self.embedding_description(),
             "metric": "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes",
             "levels": levels,
             "volumes": per_volume,
@@ -214,7 +220,7 @@ class HyperbolicSegmentation:
             labels = {f"{name} ({'truth' if name + ' truth' in figure_volume.get('maps', {}) else 'clusters'})": np.concatenate(sample[name])
                       for name in self.levels}
             save_latent_projection(codes, labels, self.output_dir / "latent_projection.png", poincare=c > 0, c=c or 1.0,
-                                   title=f"{self.method}: per-voxel posterior means" + (" in the Poincaré disk" if c > 0 else " (PCA)"))
+                                   title=f"{self.method}: {self.embedding_description()}" + (" in the Poincaré disk" if c > 0 else " (PCA)"))
             figures.append("latent_projection.png")
         if figure_volume:
             volume = figure_volume["volume"]
