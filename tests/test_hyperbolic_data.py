@@ -19,6 +19,9 @@ from monai_genvq.data import (
     write_mrc,
 )
 from monai_genvq.data.synthetic.hierarchy_toy import generate_hierarchy_volume, level_map
+from monai_genvq.engines.inferers import cluster_embedding
+from monai_genvq.metrics import hungarian_dice
+from monai_genvq.networks import IntensityEmbedding
 from monai_genvq.transforms import TripletPatchSampler, TripletPatchSamplerd
 
 
@@ -71,6 +74,17 @@ def test_toy_volume_hierarchy_is_nested_and_needs_texture():
     assert abs(a.mean() - b.mean()) < 0.25 * min(a.std(), b.std()) + 0.05
     # ... and so do the inclusions of A and of B (context separates them)
     assert abs(img[lab3 == 4].mean() - img[lab3 == 6].mean()) < 0.1
+
+
+def test_toy_levels_need_pooled_features_not_an_intensity_threshold():
+    """k-means on raw voxel intensities must not recover even level 1; pooling a neighbourhood must."""
+    img, lab3 = generate_hierarchy_volume(np.random.default_rng(5))
+    level1 = level_map(lab3, 1)
+    dice = {}
+    for sigma in (0.0, 1.0):
+        emb = IntensityEmbedding(sigma=sigma).embed_volume(torch.as_tensor(img)[None])
+        dice[sigma] = hungarian_dice(cluster_embedding(emb, 2, 0.0), level1, [0, 1])[0]
+    assert dice[0.0] < 0.9 < 0.95 < dice[1.0], dice
 
 
 def test_toy_dataset_layout_and_discovery(tmp_path, monkeypatch):

@@ -4,8 +4,13 @@ Each 50³ volume holds "cells" (level 1: object vs background), each containing 
 types that have the same mean intensity and differ only in texture (level 2: background, cytoplasm,
 organelle A, organelle B), each organelle holding a bright and a dark inclusion whose intensities
 are the same in A and B, so telling an A-inclusion from a B-inclusion needs the context (level 3:
-8 classes). Smooth background shading, partial-volume blur and Gaussian noise are added, so the
-finer levels cannot be recovered by an intensity threshold.
+8 classes). Smooth background shading, partial-volume blur and Gaussian noise are added. The noise
+(σ = 0.15, against a contrast of 0.35 between background and cytoplasm) is set so that no level can
+be recovered by thresholding voxel intensities: k-means on the raw intensities of the default test
+volumes scores Dice 0.78 / 0.32 / 0.17 at levels 1 / 2 / 3 (with σ = 0.08, generator version 2, it
+scored 0.97 / 0.50 / 0.23, above the seed paper's learnt 0.952 at level 1). Features that pool a
+neighbourhood are needed: the same k-means on Gaussian-smoothed (σ = 1 voxel) intensities scores
+0.99 / 0.62 / 0.27.
 
 Layout (MSD-like; one loader reads generated and user copies alike)::
 
@@ -26,7 +31,7 @@ from monai_genvq.data.tractoinferno import ensure_generated_dataset
 
 __all__ = ["LEVEL_CLASSES", "generate_hierarchy_volume", "generate_hierarchy_toy", "ensure_hierarchy_toy", "discover_hierarchy_toy"]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 LEVEL_CLASSES = {1: 2, 2: 4, 3: 8}
 """Number of classes (background included) at each hierarchy level."""
 
@@ -46,7 +51,7 @@ def _rotation(rng):
     return q.astype(np.float32)
 
 
-def generate_hierarchy_volume(rng: np.random.Generator, size: int = 50, noise: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+def generate_hierarchy_volume(rng: np.random.Generator, size: int = 50, noise: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """One volume and its level-3 label map (levels 1 and 2 follow by merging, see ``_PARENT``)."""
     shape = (size,) * 3
     lab = np.zeros(shape, np.uint8)
@@ -100,8 +105,10 @@ def level_map(level3: np.ndarray, level: int) -> np.ndarray:
     return lut[level3]
 
 
-def generate_hierarchy_toy(root: str | os.PathLike, n_train: int = 8, n_test: int = 4, size: int = 50, seed: int = 0) -> Path:
-    """Write the toy set into ``root`` (see the module docstring for the layout)."""
+def generate_hierarchy_toy(
+    root: str | os.PathLike, n_train: int = 8, n_test: int = 4, size: int = 50, seed: int = 0, noise: float = 0.15
+) -> Path:
+    """Write the toy set into ``root`` (see the module docstring for the layout; ``noise``: Gaussian σ)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     affine = np.eye(4)
@@ -109,7 +116,7 @@ def generate_hierarchy_toy(root: str | os.PathLike, n_train: int = 8, n_test: in
         (root / f"images{split}").mkdir(parents=True, exist_ok=True)
         (root / f"labels{split}").mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            img, lab3 = generate_hierarchy_volume(rng, size)
+            img, lab3 = generate_hierarchy_volume(rng, size, noise)
             name = f"toy_{split.lower()}{i:03d}"
             nib.save(nib.Nifti1Image(img, affine), root / f"images{split}" / f"{name}.nii.gz")
             for level in (1, 2, 3):
@@ -126,7 +133,7 @@ def ensure_hierarchy_toy(cache_dir: str | os.PathLike | None = None, **kwargs) -
     Example:
         >>> records = discover_hierarchy_toy(ensure_hierarchy_toy(), "train")  # doctest: +SKIP
     """
-    defaults = {"n_train": 8, "n_test": 4, "size": 50, "seed": 0}
+    defaults = {"n_train": 8, "n_test": 4, "size": 50, "seed": 0, "noise": 0.15}
     return ensure_generated_dataset("hierarchy_toy", GENERATOR_VERSION, defaults, kwargs, generate_hierarchy_toy, cache_dir, "toy dataset")
 
 
