@@ -10,7 +10,7 @@ be recovered by thresholding voxel intensities: k-means on the raw intensities o
 volumes scores Dice 0.78 / 0.32 / 0.17 at levels 1 / 2 / 3 (with σ = 0.08, generator version 2, it
 scored 0.97 / 0.50 / 0.23, above the seed paper's learnt 0.952 at level 1). Features that pool a
 neighbourhood are needed: the same k-means on Gaussian-smoothed (σ = 1 voxel) intensities scores
-0.99 / 0.62 / 0.27.
+0.99 / 0.62 / 0.28 (`intensity.json`).
 
 Layout (MSD-like; one loader reads generated and user copies alike)::
 
