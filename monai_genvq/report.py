@@ -15,8 +15,8 @@ writes one document:
 - quantizers: quantizer variants × MSE, SSIM, perplexity, codebook use; stage-2 code priors × NLL;
 - cardiac (Attri-SIVAE paper, Table 1): methods × Interp, SCC, Mod, SAP (+ MIG), SSIM per evaluation set;
 - hyperbolic (Hsu et al. 2021): hierarchy levels × configurations (hyperbolic, Euclidean, no
-  gyroplane conv, no triplet loss, Riemannian normal) for the toy set, whole-tumour Dice for
-  BraTS, classes for cryo-ET;
+  gyroplane conv, no triplet loss, Riemannian normal, and the no-learning intensity k-means
+  reference) for the toy set, whole-tumour Dice for BraTS, classes for cryo-ET;
 - anatomical prior: per-label Dice of the model beside its baselines;
 - any other bundle: its numeric results as a key × variant table.
 
@@ -54,7 +54,7 @@ QUANTIZER_METHODS = {
 CARDIAC_METHODS = {"beta_vae": "β-VAE", "attri_vae": "Attri-VAE", "soft_intro_vae": "Soft-Intro VAE", "attri_sivae": "Attri-SIVAE"}
 HYPERBOLIC_CONFIGS = {
     "hyperbolic": "hyperbolic", "euclidean": "Euclidean", "no_gyroconv": "no gyroplane conv", "no_triplet": "no triplet loss",
-    "riemannian": "Riemannian normal",
+    "riemannian": "Riemannian normal", "intensity": "intensity k-means (no training)",
 }
 TITLES = {
     "streamlines_vqdiff": "Streamlines: VQ-Diff and its baselines (BUAN)",

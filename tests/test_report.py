@@ -291,7 +291,9 @@ def test_report_tables_numbers_and_figure_links(tree, tmp_path):
     assert level[2] == format_mean_std(results["euclidean"]["levels"]["level1"])
     # clusters = the 64-voxel cube, labels = half of it: Dice (2·32/96 + 2·448/928) / 2
     assert results["euclidean"]["levels"]["level1"]["mean"] == pytest.approx((64 / 96 + 896 / 928) / 2)
-    assert level[3:] == ["not run"] * 3
+    # ablations and the no-learning intensity reference (intensity.json) are listed as not run
+    assert level[3:] == ["not run"] * 4
+    assert "| intensity k-means (no training) |" in text
     dice = results["anatomical"]["dice"]["anatomical prior VAE (unsupervised)"]
     assert row("anatomical prior VAE (unsupervised)")[1:] == [format_mean_std(dice[k]) for k in ("LV", "MYO", "RV", "mean")]
     assert row("intensity k-means (lower bound)")
