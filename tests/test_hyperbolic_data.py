@@ -46,6 +46,23 @@ def test_triplet_child_inside_parent_negative_outside():
         assert (p_hi - p_lo).min() >= 14, "the parent covers a larger region than the patch size"
 
 
+def test_triplet_parents_centred_in_the_mask_computed_once_per_volume():
+    vol = _boxes_from_marker_volume()
+    calls = []
+
+    def slab(v):  # only x < 6 may hold a parent's centre
+        calls.append(1)
+        return (v[0] < 6).numpy()
+
+    sampler = TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=slab).set_random_state(0)
+    triplets = sampler.sample(vol, 20)
+    assert len(triplets) == 20 and len(calls) == 1
+    # a parent of side >= 16 centred at x < 6 is clipped to start at x = 0 (less half a resampled voxel)
+    assert all(float(parent[0].amin()) < 1.5 for parent, _, _ in triplets)
+    with pytest.raises(ValueError, match="case_3.*sampling mask is empty"):
+        TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=lambda v: np.zeros(v.shape[1:], bool))(vol, name="case_3")
+
+
 def test_triplet_dict_version_and_errors():
     t = TripletPatchSamplerd("image", num_samples=5, patch_size=10, parent_size=(12, 16)).set_random_state(1)
     out = t({"image": torch.rand(1, 30, 30, 30)})
