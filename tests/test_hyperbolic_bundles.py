@@ -64,6 +64,21 @@ def test_trainer_runs_every_configuration(config, tiny_toy):
     assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
 
 
+@pytest.mark.parametrize("squared", [False, True])
+def test_trainer_logs_the_triplet_loss_it_is_configured_with(squared, tiny_toy):
+    """With a frozen network the logged triplet term equals the loss on the batch's posterior means."""
+    torch.manual_seed(0)
+    net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
+    batch = next(_batches(discover_hierarchy_toy(tiny_toy), 1, 8))
+    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, [batch], net, torch.optim.SGD(net.parameters(), lr=0.0),
+                                   margin=2.0, squared_triplet=squared)
+    trainer.run()
+    with torch.no_grad():
+        mu = {k: net.encode(torch.as_tensor(batch[k]).float())[0] for k in ("parent", "child", "negative")}
+    expected = hierarchical_triplet_loss(mu["parent"], mu["child"], mu["negative"], margin=2.0, squared=squared)
+    assert hyperbolic_loss_terms(trainer.state.output)["triplet"] == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_default_triplet_weight_shapes_the_embedding(tiny_toy):
     """The NLL is summed over 10³ voxels: the default β must make the triplet term matter (β = 1 did not)."""
     records = discover_hierarchy_toy(tiny_toy)

@@ -24,6 +24,7 @@ from monai_genvq.networks.hyperbolic import (
     wrapped_normal_log_prob,
     wrapped_normal_rsample,
 )
+from monai_genvq.losses import hierarchical_triplet_loss
 from monai_genvq.networks.hyperbolic.manifold import BOUNDARY_EPS, boundary_radius, gmath, lambda_x, log_sinhc
 
 @pytest.fixture(autouse=True)
@@ -380,3 +381,18 @@ def test_posterior_scale_is_capped_so_samples_stay_off_the_edge(distribution, si
         assert out_u.kl.min() < -10.0  # ... and here the one-sample KL already far below 0
     assert out_c.sigma.max() <= capped.max_sigma + 1e-6 and (out_c.z.norm(dim=-1) < clamp - 1e-3).all()
     assert torch.isfinite(out_c.kl).all() and out_c.kl.min() > -10.0
+
+
+@pytest.mark.parametrize("c", [0.0, 1.0, 2.0])
+def test_hierarchical_triplet_loss_known_answers(c):
+    """Parent at the origin, child and negative on one axis: distances from the origin in closed form
+    (c = 0 is the ball's flat limit, whose metric is 2× the Euclidean one)."""
+    parent, child, negative = torch.zeros(1, 2), torch.tensor([[0.1, 0.0]]), torch.tensor([[0.5, 0.0]])
+    radius = (lambda r: 2 * r) if c == 0 else (lambda r: 2 / math.sqrt(c) * math.atanh(math.sqrt(c) * r))
+    d_pos, d_neg = radius(0.1), radius(0.5)
+    for squared, (p, n) in ((False, (d_pos, d_neg)), (True, (d_pos**2, d_neg**2))):
+        for margin in (0.0, 1.2, 3.0):
+            got = float(hierarchical_triplet_loss(parent, child, negative, c, margin, squared=squared))
+            assert got == pytest.approx(max(0.0, p - n + margin), abs=1e-9)
+    # a child further from its parent than the negative is penalised even with margin 0
+    assert float(hierarchical_triplet_loss(parent, negative, child, c, 0.0)) == pytest.approx(d_neg - d_pos, abs=1e-9)

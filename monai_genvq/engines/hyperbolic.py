@@ -44,6 +44,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
             setting) puts the triplet term on the ELBO's scale; with β = 1 it is ~10⁻⁴ of the loss and
             does nothing.
         margin: triplet margin.
+        squared_triplet: compare squared distances in the triplet loss (Hsu et al.'s released code).
         likelihood: "gaussian" or "bernoulli".
         likelihood_scale: σ of the Gaussian likelihood.
         kwargs: further :class:`SupervisedTrainer` arguments (handlers, epoch_length, amp …).
@@ -66,6 +67,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         kl_weight: float = 1.0,
         triplet_weight: float = 1000.0,
         margin: float = 0.1,
+        squared_triplet: bool = False,
         likelihood: str = "gaussian",
         likelihood_scale: float = 0.1,
         train_handlers: Sequence | None = None,
@@ -77,6 +79,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
             optimizer=optimizer, train_handlers=train_handlers, **kwargs,
         )
         self.kl_weight, self.triplet_weight, self.margin = kl_weight, triplet_weight, margin
+        self.squared_triplet = squared_triplet
         self.likelihood, self.likelihood_scale = likelihood, likelihood_scale
 
     def _iteration(self, engine: HyperbolicVAETrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
@@ -98,7 +101,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         kl = out.kl.mean()
         curvature = getattr(unwrap_module(engine.network), "curvature", 1.0)
         mu_p, mu_c, mu_n = out.mu[:b], out.mu[b : 2 * b], out.mu[2 * b :]
-        triplet = hierarchical_triplet_loss(mu_p, mu_c, mu_n, curvature, engine.margin)
+        triplet = hierarchical_triplet_loss(mu_p, mu_c, mu_n, curvature, engine.margin, engine.squared_triplet)
         loss = rec + engine.kl_weight * kl + engine.triplet_weight * triplet
         check_finite_loss(engine, "hyperbolic VAE", loss=loss, rec=rec, kl=kl, triplet=triplet)
         engine.state.output.update({"rec_loss": rec.detach(), "kl": kl.detach(), "triplet": triplet.detach()})

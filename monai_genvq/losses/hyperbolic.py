@@ -11,12 +11,13 @@ __all__ = ["hierarchical_triplet_loss", "reconstruction_nll"]
 
 
 def hierarchical_triplet_loss(
-    parent: torch.Tensor, child: torch.Tensor, negative: torch.Tensor, c: float = 1.0, margin: float = 0.1
+    parent: torch.Tensor, child: torch.Tensor, negative: torch.Tensor, c: float = 1.0, margin: float = 0.1, squared: bool = False
 ) -> torch.Tensor:
     """``mean max(0, d(parent, child) - d(parent, negative) + margin)`` with Poincaré distances.
 
     A child patch lies inside its parent, the negative elsewhere, so a child must embed closer to
     its parent than an unrelated patch does (Hsu et al. 2021, §3.4). ``c = 0`` uses the flat model.
+    ``squared`` compares squared distances (the form in Hsu et al.'s released code).
 
     Example:
         >>> p = torch.zeros(1, 2); ch = torch.tensor([[0.1, 0.0]]); n = torch.tensor([[0.5, 0.0]])
@@ -24,7 +25,10 @@ def hierarchical_triplet_loss(
         0.0
     """
     k = as_curvature(c, parent)
-    return F.relu(dist(parent, child, k) - dist(parent, negative, k) + margin).mean()
+    d_pos, d_neg = dist(parent, child, k), dist(parent, negative, k)
+    if squared:
+        d_pos, d_neg = d_pos.square(), d_neg.square()
+    return F.relu(d_pos - d_neg + margin).mean()
 
 
 def reconstruction_nll(recon: torch.Tensor, target: torch.Tensor, likelihood: str = "gaussian", scale: float = 0.1) -> torch.Tensor:
