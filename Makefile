@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m monai_genvq.demo.streamlines
+	$(PY) -m monai_genvq.apps.streamlines.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

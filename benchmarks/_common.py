@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-
 HEAP_ONLY_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 

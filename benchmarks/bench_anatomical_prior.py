@@ -18,8 +18,13 @@ import torch
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from _common import machine_info, peak_rss_mib, reset_peak_rss, time_call, write_results  # noqa: E402
 
-from monai_genvq.engines import ImageModelTrainer, LabelPriorTrainer, refine_latent  # noqa: E402
-from monai_genvq.networks import ImageSegmentationVAE, LabelPriorVAE  # noqa: E402
+from monai_genvq.apps.anatomical_prior import (  # noqa: E402  # noqa: E402
+    ImageModelTrainer,
+    ImageSegmentationVAE,
+    LabelPriorTrainer,
+    LabelPriorVAE,
+    refine_latent,
+)
 
 
 def _memory(device: torch.device) -> float:
@@ -47,7 +52,9 @@ def bench(spatial_dims: int, size: int, batch: int, repeats: int, device: torch.
 
     net = ImageSegmentationVAE(prior).to(device)
     images = {"image": torch.rand(batch, 1, *shape)}
-    t2 = ImageModelTrainer(device, 1, [images], net, torch.optim.Adam(net.trainable_parameters(), 1e-3), init_intensity=False)
+    t2 = ImageModelTrainer(
+        device, 1, [images], net, torch.optim.Adam(net.trainable_parameters(), 1e-3), init_intensity=False
+    )
     t2.state.device, t2.state.iteration = device, 10**6  # past pre-training: the Jensen-bound step
     step2 = lambda: t2._iteration(t2, images)  # noqa: E731
     _reset(device)

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from _common import machine_info, time_call, write_results  # noqa: E402
 
-from monai_genvq.metrics import buan_dipy, bundle_adjacency_batched  # noqa: E402
+from monai_genvq.apps.streamlines import buan_dipy, bundle_adjacency_batched  # noqa: E402
 
 THRESHOLD = 0.05  # normalised [-1, 1] space, as in the VQ-Diff paper
 SPEEDUP_TARGET = 20.0
@@ -45,7 +45,9 @@ def make_pairs(n: int, padded: bool, seed: int = 0, s: int = 64, p: int = 64) ->
         n_unique = 50 if padded else s
         offsets = rng.normal(scale=4.0, size=(n_unique, 3, 3))  # smooth per-streamline deviation
         curves = [
-            (1 - t) ** 3 * (start + o[0]) + 3 * (1 - t) ** 2 * t * (ctrl[0] + o[1]) + 3 * (1 - t) * t**2 * ctrl[1]
+            (1 - t) ** 3 * (start + o[0])
+            + 3 * (1 - t) ** 2 * t * (ctrl[0] + o[1])
+            + 3 * (1 - t) * t**2 * ctrl[1]
             + t**3 * (ctrl[2] + o[2])
             for o in offsets
         ]
@@ -96,13 +98,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     results = {name: measure(name, args.pairs, args.repeats) for name in args.scenarios}
-    print(f"BUAN, threshold {THRESHOLD} in normalised [-1, 1] space, clust_thr=[0], groups 64 x 64, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"BUAN, threshold {THRESHOLD} in normalised [-1, 1] space, clust_thr=[0], groups 64 x 64, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     header = ("scenario", "pairs", "dipy pairs/s", "batched pairs/s", "speed-up", "max |diff|", "mean BUAN")
     print("{:<9} {:>5} {:>13} {:>16} {:>9} {:>11} {:>10}".format(*header))
     for name, r in results.items():
-        print(f"{name:<9} {r['pairs']:>5} {r['dipy_pairs_per_s']:>13.1f} {r['batched_pairs_per_s']:>16.1f} "
-              f"{r['speedup']:>8.1f}x {r['max_abs_diff']:>11.1e} {r['mean_buan']:>10.3f}")
+        print(
+            f"{name:<9} {r['pairs']:>5} {r['dipy_pairs_per_s']:>13.1f} {r['batched_pairs_per_s']:>16.1f} "
+            f"{r['speedup']:>8.1f}x {r['max_abs_diff']:>11.1e} {r['mean_buan']:>10.3f}"
+        )
     passed = all(r["speedup"] >= SPEEDUP_TARGET and r["max_abs_diff"] <= DIFF_TARGET for r in results.values())
     path = write_results(
         args.out,

@@ -43,9 +43,16 @@ def bench_soft_intro(width: str, batch: int, size: int, repeats: int) -> dict:
     torch.manual_seed(0)
     net = SoftIntroResNetVAE(image_size=size, **WIDTHS[width])
     data = {"image": torch.rand(batch, 1, size, size), "attributes": torch.randn(batch, 3)}
-    trainer = SoftIntroTrainer("cpu", 1, [data], net, torch.optim.Adam(net.encoder.parameters(), 2e-4),
-                               torch.optim.Adam(net.decoder.parameters(), 2e-4), beta_neg=256.0,
-                               attribute_loss=AttributeRegularizationLoss((0, 1, 2)))
+    trainer = SoftIntroTrainer(
+        "cpu",
+        1,
+        [data],
+        net,
+        torch.optim.Adam(net.encoder.parameters(), 2e-4),
+        torch.optim.Adam(net.decoder.parameters(), 2e-4),
+        beta_neg=256.0,
+        attribute_loss=AttributeRegularizationLoss((0, 1, 2)),
+    )
     trainer.state.iteration = 1
     step = lambda: trainer._iteration(trainer, data)  # noqa: E731
     gc.collect()
@@ -56,18 +63,25 @@ def bench_soft_intro(width: str, batch: int, size: int, repeats: int) -> dict:
     flops = counter.get_total_flops()
     seconds = time_call(step, repeats, warmup=0)
     return {
-        "width": width, **{k: list(v) if isinstance(v, tuple) else v for k, v in WIDTHS[width].items()},
-        "batch": batch, "image_size": size, "parameters_M": sum(p.numel() for p in net.parameters()) / 1e6,
-        "seconds_per_iteration": seconds, "gflop_per_iteration": flops / 1e9, "achieved_gflops": flops / seconds / 1e9,
-        "peak_rss_mib": peak_rss_mib(), "fits_8GB": peak_rss_mib() < RAM_TARGET_MIB,
+        "width": width,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in WIDTHS[width].items()},
+        "batch": batch,
+        "image_size": size,
+        "parameters_M": sum(p.numel() for p in net.parameters()) / 1e6,
+        "seconds_per_iteration": seconds,
+        "gflop_per_iteration": flops / 1e9,
+        "achieved_gflops": flops / seconds / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+        "fits_8GB": peak_rss_mib() < RAM_TARGET_MIB,
     }
 
 
 def bench_preprocessing(n_cases: int) -> dict:
     from monai.transforms import Compose
 
+    from monai_genvq.apps.cardiac import CardiacAttributesd
     from monai_genvq.data import discover_acdc, generate_synthetic_acdc
-    from monai_genvq.transforms import CardiacAlignmentd, CardiacAttributesd, LoadCardiacEDd
+    from monai_genvq.transforms import CardiacAlignmentd, LoadCardiacEDd
 
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_synthetic_acdc(tmp, n_train=n_cases, n_test=0)
@@ -77,7 +91,12 @@ def bench_preprocessing(n_cases: int) -> dict:
         for r in records:
             tf(r)
         seconds = time.perf_counter() - t0
-    return {"cases": n_cases, "volume": "160×160×8 ED frame (+ gt), NIfTI gz", "seconds": seconds, "cases_per_second": n_cases / seconds}
+    return {
+        "cases": n_cases,
+        "volume": "160×160×8 ED frame (+ gt), NIfTI gz",
+        "seconds": seconds,
+        "cases_per_second": n_cases / seconds,
+    }
 
 
 def bench_metrics(repeats: int) -> dict:
@@ -86,8 +105,15 @@ def bench_metrics(repeats: int) -> dict:
     z = rng.normal(size=(25000, 32))
     z[:, :3] += y
     seconds = time_call(lambda: compute_disentanglement(z, y), repeats, warmup=1)
-    return {"n": 25000, "dims": 32, "attributes": 3, "metrics": ["interpretability", "modularity", "sap", "scc", "mig"],
-            "seconds": seconds, "target_seconds": METRIC_TARGET_S, "meets_target": seconds <= METRIC_TARGET_S}
+    return {
+        "n": 25000,
+        "dims": 32,
+        "attributes": 3,
+        "metrics": ["interpretability", "modularity", "sap", "scc", "mig"],
+        "seconds": seconds,
+        "target_seconds": METRIC_TARGET_S,
+        "meets_target": seconds <= METRIC_TARGET_S,
+    }
 
 
 def main() -> None:
@@ -110,8 +136,11 @@ def main() -> None:
     for width in args.widths:
         r = bench_soft_intro(width, args.batch, args.size, args.repeats)
         results["soft_intro"].append(r)
-        print(f"soft-intro {width}: {r['seconds_per_iteration']:.2f} s/it, {r['achieved_gflops']:.1f} GFLOP/s "
-              f"(matmul {results['matmul_fp32_gflops']:.1f}), peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+        print(
+            f"soft-intro {width}: {r['seconds_per_iteration']:.2f} s/it, {r['achieved_gflops']:.1f} GFLOP/s "
+            f"(matmul {results['matmul_fp32_gflops']:.1f}), peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     print(write_results(args.out, results))
 
 

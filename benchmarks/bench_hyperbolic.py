@@ -23,11 +23,14 @@ import torch
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from _common import machine_info, peak_rss_mib, reset_peak_rss, time_call, write_results  # noqa: E402
 
-from monai_genvq.clustering import euclidean_kmeans, poincare_kmeans  # noqa: E402
-from monai_genvq.data.synthetic.hierarchy_toy import generate_hierarchy_volume  # noqa: E402
-from monai_genvq.engines import HyperbolicVAETrainer  # noqa: E402
-from monai_genvq.networks import HyperbolicVAE  # noqa: E402
-from monai_genvq.transforms import TripletPatchSamplerd  # noqa: E402
+from monai_genvq.apps.hyperbolic import (  # noqa: E402
+    HyperbolicVAE,  # noqa: E402
+    HyperbolicVAETrainer,  # noqa: E402
+    TripletPatchSamplerd,  # noqa: E402
+    euclidean_kmeans,
+    poincare_kmeans,
+)
+from monai_genvq.apps.hyperbolic.synthetic_toy import generate_hierarchy_volume  # noqa: E402
 
 EMBED_TARGET_S = 10.0
 KMEANS_TARGET_S = 5.0
@@ -36,14 +39,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 def toy_network() -> HyperbolicVAE:
     cfg = json.loads((REPO / "bundles/hyperbolic_toy_seg/configs/train.json").read_text())
-    return HyperbolicVAE(patch_size=cfg["patch_size"], latent_dim=cfg["latent_dim"], curvature=cfg["curvature"],
-                         distribution=cfg["distribution"], decoder_head=cfg["decoder_head"], channels=cfg["channels"],
-                         gyro_channels=cfg["gyro_channels"])
+    return HyperbolicVAE(
+        patch_size=cfg["patch_size"],
+        latent_dim=cfg["latent_dim"],
+        curvature=cfg["curvature"],
+        distribution=cfg["distribution"],
+        decoder_head=cfg["decoder_head"],
+        channels=cfg["channels"],
+        gyro_channels=cfg["gyro_channels"],
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="1 by default: stable when other processes share the CPU")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="1 by default: stable when other processes share the CPU"
+    )
     parser.add_argument("--batch", type=int, default=128, help="triplets per training step")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/hyperbolic.json"))
@@ -65,8 +76,9 @@ def main() -> None:
 
     head = torch.zeros(1, 288, 288, 192)
     head[:, 24:-24, 24:-24, 16:-16] = torch.rand(1, 240, 240, 160)
-    sampler = TripletPatchSamplerd("image", num_samples=32, patch_size=10, parent_size=(14, 40),
-                                   mask_fn=lambda v: (v != 0).any(0)).set_random_state(0)
+    sampler = TripletPatchSamplerd(
+        "image", num_samples=32, patch_size=10, parent_size=(14, 40), mask_fn=lambda v: (v != 0).any(0)
+    ).set_random_state(0)
     sample_s = time_call(lambda: sampler({"image": head}), args.repeats)
 
     net.train()
@@ -80,8 +92,12 @@ def main() -> None:
 
     results = {
         "machine": machine_info(),
-        "network": {"latent_dim": net.latent_dim, "decoder_head": net.decoder_head, "distribution": net.distribution,
-                    "parameters": sum(p.numel() for p in net.parameters())},
+        "network": {
+            "latent_dim": net.latent_dim,
+            "decoder_head": net.decoder_head,
+            "distribution": net.distribution,
+            "parameters": sum(p.numel() for p in net.parameters()),
+        },
         "embed_64cubed_s": embed_s,
         "embed_target_s": EMBED_TARGET_S,
         "embed_met": embed_s <= EMBED_TARGET_S,

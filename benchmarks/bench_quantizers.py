@@ -106,7 +106,13 @@ def measure(name: str, size: int, device: torch.device, repeats: int) -> dict:
         reset_peak_rss()
         step()
         peak = peak_rss_mib() - before
-    return {"ms": seconds * 1e3, "cpu_ms": cpu_seconds * 1e3, "saved_mib": saved / 2**20, "peak_mib": peak, "latents": BATCH * size * size}
+    return {
+        "ms": seconds * 1e3,
+        "cpu_ms": cpu_seconds * 1e3,
+        "saved_mib": saved / 2**20,
+        "peak_mib": peak,
+        "latents": BATCH * size * size,
+    }
 
 
 def main() -> None:
@@ -123,15 +129,19 @@ def main() -> None:
     device = torch.device(args.device)
 
     results: dict[str, dict] = {}
-    print(f"quantizer fwd+bwd, codebook {K}x{D}, batch {BATCH}, device {device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"quantizer fwd+bwd, codebook {K}x{D}, batch {BATCH}, device {device}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'quantizer':<26} {'latent':>7} {'ms':>9} {'cpu ms':>9} {'saved MiB':>10} {'peak MiB':>9}")
     for name in args.quantizers:
         results[name] = {}
         for size in args.sizes:
             r = measure(name, size, device, args.repeats)
             results[name][f"{size}x{size}"] = r
-            print(f"{name:<26} {size:>3}x{size:<3} {r['ms']:>9.1f} {r['cpu_ms']:>9.1f} {r['saved_mib']:>10.1f} "
-                  f"{r['peak_mib']:>9.1f}")
+            print(
+                f"{name:<26} {size:>3}x{size:<3} {r['ms']:>9.1f} {r['cpu_ms']:>9.1f} {r['saved_mib']:>10.1f} "
+                f"{r['peak_mib']:>9.1f}"
+            )
     path = write_results(
         args.out,
         {

@@ -104,7 +104,9 @@ def main() -> None:
     peak_matmul = matmul_gflops()
     rows = []
     print(f"fp32 matmul (2048²): {peak_matmul:.1f} GFLOP/s; threads {torch.get_num_threads()}")
-    print(f"{'bottleneck':>10} {'batch':>5} {'step ms':>9} {'samples/s':>9} {'GFLOP/s':>8} {'% matmul':>8} {'peak MiB':>9}")
+    print(
+        f"{'bottleneck':>10} {'batch':>5} {'step ms':>9} {'samples/s':>9} {'GFLOP/s':>8} {'% matmul':>8} {'peak MiB':>9}"
+    )
     for batch_size in args.batch_sizes:
         for name in args.bottlenecks:
             r = _measure_in_child(name, batch_size, args)
@@ -119,7 +121,9 @@ def main() -> None:
         by_name = {r["bottleneck"]: r for r in rows if r["batch_size"] == batch_size}
         if "ae" in by_name and "vqdiff" in by_name:
             overhead[str(batch_size)] = by_name["vqdiff"]["step_ms"] / by_name["ae"]["step_ms"] - 1
-            print(f"VQ-Diff step-time overhead over AE at batch {batch_size}: {100 * overhead[str(batch_size)]:.0f}% (target <= 50%)")
+            print(
+                f"VQ-Diff step-time overhead over AE at batch {batch_size}: {100 * overhead[str(batch_size)]:.0f}% (target <= 50%)"
+            )
     results = {
         "machine": machine_info(),
         "matmul_gflops_fp32": peak_matmul,

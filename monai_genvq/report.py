@@ -40,21 +40,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .reporting import atomic_write_text, format_mean_std, markdown_table
+from monai_genvq.utils.fileio import atomic_write_text
+from monai_genvq.utils.tables import format_mean_std, markdown_table
 
-__all__ = ["Evaluation", "ReportError", "build_report", "collect_evaluations", "expected_variants", "load_metrics", "main", "write_report"]
+__all__ = [
+    "Evaluation",
+    "ReportError",
+    "build_report",
+    "collect_evaluations",
+    "expected_variants",
+    "load_metrics",
+    "main",
+    "write_report",
+]
 
 NOT_RUN = "not run"
 
 STREAMLINE_METHODS = {"vqdiff": "VQ-Diff", "ae": "AE", "vae": "VAE", "vqvae": "VQ-VAE", "vqema": "VQ-EMA"}
 QUANTIZER_METHODS = {
-    "vanilla": "vanilla (k-means, straight-through)", "ema": "EMA", "gumbel": "Gumbel-softmax", "neural_gas": "neural gas",
-    "fcm": "fuzzy c-means", "fcm_normalised": "fuzzy c-means (normalised m-power)", "sampled_expectation": "sampled expectation",
+    "vanilla": "vanilla (k-means, straight-through)",
+    "ema": "EMA",
+    "gumbel": "Gumbel-softmax",
+    "neural_gas": "neural gas",
+    "fcm": "fuzzy c-means",
+    "fcm_normalised": "fuzzy c-means (normalised m-power)",
+    "sampled_expectation": "sampled expectation",
 }
-CARDIAC_METHODS = {"beta_vae": "β-VAE", "attri_vae": "Attri-VAE", "soft_intro_vae": "Soft-Intro VAE", "attri_sivae": "Attri-SIVAE"}
+CARDIAC_METHODS = {
+    "beta_vae": "β-VAE",
+    "attri_vae": "Attri-VAE",
+    "soft_intro_vae": "Soft-Intro VAE",
+    "attri_sivae": "Attri-SIVAE",
+}
 HYPERBOLIC_CONFIGS = {
-    "hyperbolic": "hyperbolic", "euclidean": "Euclidean", "no_gyroconv": "no gyroplane conv", "no_triplet": "no triplet loss",
-    "riemannian": "Riemannian normal", "intensity": "intensity k-means (no training)",
+    "hyperbolic": "hyperbolic",
+    "euclidean": "Euclidean",
+    "no_gyroconv": "no gyroplane conv",
+    "no_triplet": "no triplet loss",
+    "riemannian": "Riemannian normal",
+    "intensity": "intensity k-means (no training)",
 }
 TITLES = {
     "streamlines_vqdiff": "Streamlines: VQ-Diff and its baselines (BUAN)",
@@ -100,7 +124,9 @@ class Evaluation:
         if listed is None:
             return sorted(self.folder.glob("*.png"))
         if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
-            raise ReportError(f"{self.path}: 'figures' must be a list of file names relative to its folder, got {listed!r}")
+            raise ReportError(
+                f"{self.path}: 'figures' must be a list of file names relative to its folder, got {listed!r}"
+            )
         return [self._resolve(f) for f in listed]
 
     def _resolve(self, name: str) -> Path:
@@ -138,7 +164,9 @@ def load_metrics(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ReportError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); re-run the evaluation") from None
+        raise ReportError(
+            f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); re-run the evaluation"
+        ) from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a JSON object of metrics, got a {type(data).__name__}")
     return data
@@ -161,8 +189,9 @@ def expected_variants(bundle_dir: str | os.PathLike) -> list[str]:
     return names
 
 
-def collect_evaluations(bundles_dir: str | os.PathLike, strict: bool = True,
-                        skipped: list[tuple[Path, str]] | None = None) -> dict[str, list[Evaluation]]:
+def collect_evaluations(
+    bundles_dir: str | os.PathLike, strict: bool = True, skipped: list[tuple[Path, str]] | None = None
+) -> dict[str, list[Evaluation]]:
     """``{bundle: [Evaluation, ...]}`` for every bundle folder with ``configs/`` (sorted; bundles without outputs map to [])."""
     bundles_dir = Path(bundles_dir)
     if not bundles_dir.is_dir():
@@ -195,7 +224,11 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, bool) or value is None:
         return "–" if value is None else ("yes" if value else "no")
     if isinstance(value, (int, float)):
-        return "–" if isinstance(value, float) and math.isnan(value) else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+        return (
+            "–"
+            if isinstance(value, float) and math.isnan(value)
+            else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+        )
     if isinstance(value, Mapping) and "mean" in value:
         return format_mean_std(value, digits)
     return str(value)
@@ -211,7 +244,9 @@ def _need(ev: Evaluation, *keys: str) -> Any:
     return node
 
 
-def _rows(ctx: _Context, evaluations: Iterable[Evaluation], row: Callable[[Evaluation], list[Any]]) -> list[tuple[Evaluation, list[Any]]]:
+def _rows(
+    ctx: _Context, evaluations: Iterable[Evaluation], row: Callable[[Evaluation], list[Any]]
+) -> list[tuple[Evaluation, list[Any]]]:
     """Build one row per evaluation; an evaluation lacking a key is an error naming its file (or a skip)."""
     out = []
     for ev in evaluations:
@@ -219,7 +254,10 @@ def _rows(ctx: _Context, evaluations: Iterable[Evaluation], row: Callable[[Evalu
             out.append((ev, row(ev)))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             reason = f"missing key '{e.args[0]}'" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
-            ctx.fail(ev.path, f"cannot be tabulated for {ev.bundle} ({reason}); is it an output of this bundle's evaluate.json?")
+            ctx.fail(
+                ev.path,
+                f"cannot be tabulated for {ev.bundle} ({reason}); is it an output of this bundle's evaluate.json?",
+            )
     return out
 
 
@@ -283,12 +321,26 @@ def _priors(ctx: _Context, evaluations: Sequence[Evaluation], names: Mapping[str
     priors = [ev for ev in evaluations if ev.name.startswith("prior")]
     if not priors:
         return ""
-    rows = _rows(ctx, priors, lambda ev: [
-        names.get(ev.variant, ev.variant), ev.metrics.get("prior", ev.name), _num(_need(ev, "nll_bits_per_code")),
-        _num(ev.metrics.get("uniform_bits_per_code")), _num(ev.metrics.get("marginal_entropy_bits_per_code")),
-        _num(ev.metrics.get("sampled_codes_used")),
-    ])
-    header = ["stage 1", "prior", "NLL (bits/code)", "uniform log2 K", "held-out code entropy (bits)", "codes used by samples"]
+    rows = _rows(
+        ctx,
+        priors,
+        lambda ev: [
+            names.get(ev.variant, ev.variant),
+            ev.metrics.get("prior", ev.name),
+            _num(_need(ev, "nll_bits_per_code")),
+            _num(ev.metrics.get("uniform_bits_per_code")),
+            _num(ev.metrics.get("marginal_entropy_bits_per_code")),
+            _num(ev.metrics.get("sampled_codes_used")),
+        ],
+    )
+    header = [
+        "stage 1",
+        "prior",
+        "NLL (bits/code)",
+        "uniform log2 K",
+        "held-out code entropy (bits)",
+        "codes used by samples",
+    ]
     text = "\n### Stage-2 code priors\n\n" + markdown_table(header, [r for _, r in rows])
     return text + _figures(ctx, [ev for ev, _ in rows], _label(names))
 
@@ -305,44 +357,102 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
         for ev in evs:
             by_method[str(ev.metrics.get("method", ev.variant))] = ev
         order = _order(list(methods) + list(by_method), list(STREAMLINE_METHODS))
-        rows_ok = dict((ev.metrics.get("method", ev.variant), r) for ev, r in _rows(ctx, by_method.values(), lambda ev: [
-            _num(_need(ev, "buan_normalised", "all")), _num(_need(ev, "buan_mm", "all")),
-            _num(ev.metrics.get("mse_normalised"), 5), _num(ev.metrics.get("point_error_mm"), 2),
-            _num((ev.metrics.get("codebook") or {}).get("perplexity"), 1), _num((ev.metrics.get("codebook") or {}).get("codebook_use")),
-            ev.metrics.get("n_groups", "–"),
-        ]))
+        rows_ok = dict(
+            (ev.metrics.get("method", ev.variant), r)
+            for ev, r in _rows(
+                ctx,
+                by_method.values(),
+                lambda ev: [
+                    _num(_need(ev, "buan_normalised", "all")),
+                    _num(_need(ev, "buan_mm", "all")),
+                    _num(ev.metrics.get("mse_normalised"), 5),
+                    _num(ev.metrics.get("point_error_mm"), 2),
+                    _num((ev.metrics.get("codebook") or {}).get("perplexity"), 1),
+                    _num((ev.metrics.get("codebook") or {}).get("codebook_use")),
+                    ev.metrics.get("n_groups", "–"),
+                ],
+            )
+        )
         first = next(iter(by_method.values())).metrics
         norm, mm = first.get("buan_normalised", {}), first.get("buan_mm", {})
-        thr = f"thr {norm.get('threshold', '?')}" + (f", ≈{norm['threshold_mm_equivalent']:.2f} mm" if "threshold_mm_equivalent" in norm else "")
-        header = ["method", f"BUAN normalised ({thr})", f"BUAN mm (thr {mm.get('threshold', '?')} mm)", "MSE (normalised)",
-                  "point error (mm)", "perplexity", "codebook use", "groups"]
+        thr = f"thr {norm.get('threshold', '?')}" + (
+            f", ≈{norm['threshold_mm_equivalent']:.2f} mm" if "threshold_mm_equivalent" in norm else ""
+        )
+        header = [
+            "method",
+            f"BUAN normalised ({thr})",
+            f"BUAN mm (thr {mm.get('threshold', '?')} mm)",
+            "MSE (normalised)",
+            "point error (mm)",
+            "perplexity",
+            "codebook use",
+            "groups",
+        ]
         rows = [[STREAMLINE_METHODS.get(m, m), *(rows_ok[m] if m in rows_ok else [NOT_RUN] + [""] * 6)] for m in order]
-        out.append(f"\n### Data: {dataset or 'unnamed'}\n\nBUAN (clust_thr=[0]) of reconstructions vs inputs, mean ± std over groups.\n\n"
-                   + markdown_table(header, rows))
+        out.append(
+            f"\n### Data: {dataset or 'unnamed'}\n\nBUAN (clust_thr=[0]) of reconstructions vs inputs, mean ± std over groups.\n\n"
+            + markdown_table(header, rows)
+        )
         ok = [by_method[m] for m in order if m in rows_ok]
-        bundles = sorted({k for ev in ok for k, v in ev.metrics["buan_normalised"].items() if isinstance(v, Mapping) and "mean" in v and k != "all"})
+        bundles = sorted(
+            {
+                k
+                for ev in ok
+                for k, v in ev.metrics["buan_normalised"].items()
+                if isinstance(v, Mapping) and "mean" in v and k != "all"
+            }
+        )
         if bundles:
-            out.append("\nBUAN (normalised) per bundle:\n\n" + markdown_table(
-                ["method", *bundles], [[STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant),
-                                        *(_num(ev.metrics["buan_normalised"].get(b)) for b in bundles)] for ev in ok]))
+            out.append(
+                "\nBUAN (normalised) per bundle:\n\n"
+                + markdown_table(
+                    ["method", *bundles],
+                    [
+                        [
+                            STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant),
+                            *(_num(ev.metrics["buan_normalised"].get(b)) for b in bundles),
+                        ]
+                        for ev in ok
+                    ],
+                )
+            )
         perturbed = [ev for ev in ok if isinstance(ev.metrics.get("latent_perturbation"), Mapping)]
         if perturbed:
-            eps = sorted({float(r["epsilon"]) for ev in perturbed for r in ev.metrics["latent_perturbation"].get("results", [])})
+            eps = sorted(
+                {float(r["epsilon"]) for ev in perturbed for r in ev.metrics["latent_perturbation"].get("results", [])}
+            )
             rows = []
             for ev in perturbed:
                 res = {float(r["epsilon"]): r for r in ev.metrics["latent_perturbation"].get("results", [])}
-                rows.append([STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant), *(_num(res.get(e)) for e in eps)])
-            out.append("\nLatent perturbation: BUAN (normalised) of decode(bottleneck(z + ε·n)) vs the input:\n\n"
-                       + markdown_table(["method", *(f"ε = {e:g}" for e in eps)], rows))
+                rows.append(
+                    [
+                        STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant),
+                        *(_num(res.get(e)) for e in eps),
+                    ]
+                )
+            out.append(
+                "\nLatent perturbation: BUAN (normalised) of decode(bottleneck(z + ε·n)) vs the input:\n\n"
+                + markdown_table(["method", *(f"ε = {e:g}" for e in eps)], rows)
+            )
         out.append(_figures(ctx, ok, _label(STREAMLINE_METHODS)))
     return "\n".join(out) + _priors(ctx, evaluations, STREAMLINE_METHODS)
 
 
 def _quantizer_row(ev: Evaluation) -> list[Any]:
     cb = ev.metrics.get("codebook") or {}
-    use = f"{cb['code_use']:.3f} ({cb.get('codes_used', '?')}/{cb.get('num_embeddings', '?')})" if "code_use" in cb else "–"
-    return [_num(_need(ev, "mse"), 5), _num(_need(ev, "ssim"), 4), _num(cb.get("perplexity"), 1), use, _num(cb.get("collapsed")),
-            ev.metrics.get("n_images", "–")]
+    use = (
+        f"{cb['code_use']:.3f} ({cb.get('codes_used', '?')}/{cb.get('num_embeddings', '?')})"
+        if "code_use" in cb
+        else "–"
+    )
+    return [
+        _num(_need(ev, "mse"), 5),
+        _num(_need(ev, "ssim"), 4),
+        _num(cb.get("perplexity"), 1),
+        use,
+        _num(cb.get("collapsed")),
+        ev.metrics.get("n_images", "–"),
+    ]
 
 
 def _quantizers(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
@@ -356,8 +466,10 @@ def _quantizers(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
         order = _order(list(variants) + list(by_variant), list(QUANTIZER_METHODS))
         header = ["quantizer", "MSE", "SSIM", "perplexity", "codebook use", "collapsed", "images"]
         rows = [[QUANTIZER_METHODS.get(v, v), *(rows_ok[v] if v in rows_ok else [NOT_RUN] + [""] * 5)] for v in order]
-        out.append(f"\n### Data: {dataset or '–'}\n\nSSIM: MONAI SSIMMetric (Gaussian window 11, σ 1.5, data range 1); "
-                   "perplexity / use of the hard code map on the evaluation set.\n\n" + markdown_table(header, rows))
+        out.append(
+            f"\n### Data: {dataset or '–'}\n\nSSIM: MONAI SSIMMetric (Gaussian window 11, σ 1.5, data range 1); "
+            "perplexity / use of the hard code map on the evaluation set.\n\n" + markdown_table(header, rows)
+        )
         out.append(_figures(ctx, [by_variant[v] for v in order if v in rows_ok], _label(QUANTIZER_METHODS)))
     return "\n".join(out) + _priors(ctx, evaluations, QUANTIZER_METHODS)
 
@@ -368,19 +480,34 @@ def _cardiac(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation],
     groups = _by([ev for ev in evaluations if ev.name.startswith("eval")], lambda ev: ev.name) or {"eval": []}
     for name in sorted(groups, key=lambda n: (n != "eval", n)):
         evs = groups[name]
-        rows_ok = {ev.variant: r for ev, r in _rows(ctx, evs, lambda ev: [
-            *(_num(_need(ev, k)) for k in ("interpretability", "scc", "modularity", "sap")), _num(ev.metrics.get("mig")),
-            _num(_need(ev, "ssim")),
-        ])}
+        rows_ok = {
+            ev.variant: r
+            for ev, r in _rows(
+                ctx,
+                evs,
+                lambda ev: [
+                    *(_num(_need(ev, k)) for k in ("interpretability", "scc", "modularity", "sap")),
+                    _num(ev.metrics.get("mig")),
+                    _num(_need(ev, "ssim")),
+                ],
+            )
+        }
         order = _order(list(methods) + [ev.variant for ev in evs], list(CARDIAC_METHODS))
         rows = [[CARDIAC_METHODS.get(v, v), *(rows_ok[v] if v in rows_ok else [NOT_RUN] + [""] * 5)] for v in order]
         dataset = next((ev.metrics.get("dataset") for ev in evs if ev.metrics.get("dataset")), "")
         codes = next((ev.metrics.get("codes") for ev in evs if ev.metrics.get("codes")), "posterior mean μ")
-        out.append(f"\n### Evaluation `{name}`{': ' + dataset if dataset else ''}\n\nCodes: {codes}; SSIM mean ± std over images "
-                   "(MONAI SSIMMetric, Gaussian 11, σ 1.5, data range 1).\n\n"
-                   + markdown_table(["Method", "Interp", "SCC", "Mod", "SAP", "MIG", "SSIM"], rows))
-        out.append(_figures(ctx, [ev for ev in sorted(evs, key=lambda e: order.index(e.variant)) if ev.variant in rows_ok],
-                            _label(CARDIAC_METHODS)))
+        out.append(
+            f"\n### Evaluation `{name}`{': ' + dataset if dataset else ''}\n\nCodes: {codes}; SSIM mean ± std over images "
+            "(MONAI SSIMMetric, Gaussian 11, σ 1.5, data range 1).\n\n"
+            + markdown_table(["Method", "Interp", "SCC", "Mod", "SAP", "MIG", "SSIM"], rows)
+        )
+        out.append(
+            _figures(
+                ctx,
+                [ev for ev in sorted(evs, key=lambda e: order.index(e.variant)) if ev.variant in rows_ok],
+                _label(CARDIAC_METHODS),
+            )
+        )
     return "\n".join(out)
 
 
@@ -391,20 +518,45 @@ def _hyperbolic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
     levels = list(dict.fromkeys(lv for ev in ok.values() for lv in ev.metrics["levels"]))
     header = ["level", *(HYPERBOLIC_CONFIGS.get(c, c) for c in configs)]
     if levels:
-        rows = [[lv, *(_num(ok[c].metrics["levels"].get(lv)) if c in ok else NOT_RUN for c in configs)] for lv in levels]
+        rows = [
+            [lv, *(_num(ok[c].metrics["levels"].get(lv)) if c in ok else NOT_RUN for c in configs)] for lv in levels
+        ]
     else:
         rows = [["–", *(NOT_RUN for _ in configs)]]
-    clustering = ", ".join(f"{HYPERBOLIC_CONFIGS.get(c, c)}: {ok[c].metrics.get('clustering', '?')}" for c in configs if c in ok)
+    clustering = ", ".join(
+        f"{HYPERBOLIC_CONFIGS.get(c, c)}: {ok[c].metrics.get('clustering', '?')}" for c in configs if c in ok
+    )
     datasets = sorted({str(ev.metrics.get("dataset", "")) for ev in ok.values()} - {""})
-    out = ["Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes"
-           + (f"; data: {', '.join(datasets)}" if datasets else "") + (f"; k-means: {clustering}" if clustering else "") + ".\n",
-           markdown_table(header, rows)]
-    per_label = [(c, lv) for c in configs if c in ok for lv in levels if isinstance(ok[c].metrics["levels"].get(lv, {}).get("per_label"), Mapping)]
+    out = [
+        "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes"
+        + (f"; data: {', '.join(datasets)}" if datasets else "")
+        + (f"; k-means: {clustering}" if clustering else "")
+        + ".\n",
+        markdown_table(header, rows),
+    ]
+    per_label = [
+        (c, lv)
+        for c in configs
+        if c in ok
+        for lv in levels
+        if isinstance(ok[c].metrics["levels"].get(lv, {}).get("per_label"), Mapping)
+    ]
     if per_label:
         ids = list(dict.fromkeys(i for c, lv in per_label for i in ok[c].metrics["levels"][lv]["per_label"]))
-        out.append("\nDice per label:\n\n" + markdown_table(
-            ["configuration", "level", *(f"label {i}" for i in ids)],
-            [[HYPERBOLIC_CONFIGS.get(c, c), lv, *(_num(ok[c].metrics["levels"][lv]["per_label"].get(i)) for i in ids)] for c, lv in per_label]))
+        out.append(
+            "\nDice per label:\n\n"
+            + markdown_table(
+                ["configuration", "level", *(f"label {i}" for i in ids)],
+                [
+                    [
+                        HYPERBOLIC_CONFIGS.get(c, c),
+                        lv,
+                        *(_num(ok[c].metrics["levels"][lv]["per_label"].get(i)) for i in ids),
+                    ]
+                    for c, lv in per_label
+                ],
+            )
+        )
     out.append(_figures(ctx, [ok[c] for c in configs if c in ok], _label(HYPERBOLIC_CONFIGS)))
     return "\n".join(out)
 
@@ -426,18 +578,32 @@ def _anatomical(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
     for ev in evs:
         block = _dice_methods(ev.metrics)
         if block is None:
-            out.append(f"\n### {ev.variant} ({ev.name})\n\nNo per-method Dice block found; its numbers:\n\n" + _generic_table([ev]))
+            out.append(
+                f"\n### {ev.variant} ({ev.name})\n\nNo per-method Dice block found; its numbers:\n\n"
+                + _generic_table([ev])
+            )
         else:
-            labels = list(ev.metrics.get("label_names") or dict.fromkeys(k for r in block.values() for k in r if k != "mean"))
+            labels = list(
+                ev.metrics.get("label_names") or dict.fromkeys(k for r in block.values() for k in r if k != "mean")
+            )
             cols = [*labels, "mean"]
             other = ev.metrics.get("other_metrics") if isinstance(ev.metrics.get("other_metrics"), Mapping) else {}
             extra = sorted({k for m in other.values() if isinstance(m, Mapping) for k in m})
-            rows = [[name, *(_num(r.get(k)) if isinstance(r, Mapping) else "–" for k in cols),
-                     *(_num((other.get(name) or {}).get(k)) for k in extra)] for name, r in block.items()]
+            rows = [
+                [
+                    name,
+                    *(_num(r.get(k)) if isinstance(r, Mapping) else "–" for k in cols),
+                    *(_num((other.get(name) or {}).get(k)) for k in extra),
+                ]
+                for name, r in block.items()
+            ]
             n = ev.metrics.get("n_test_images", ev.metrics.get("n_images"))
             head = f"\n### {ev.variant} ({ev.name}){': ' + str(ev.metrics['dataset']) if ev.metrics.get('dataset') else ''}\n\n"
-            out.append(head + f"Dice per foreground label, mean ± std over {n if n is not None else 'the'} test images.\n\n"
-                       + markdown_table(["method", *cols, *extra], rows))
+            out.append(
+                head
+                + f"Dice per foreground label, mean ± std over {n if n is not None else 'the'} test images.\n\n"
+                + markdown_table(["method", *cols, *extra], rows)
+            )
             if ev.metrics.get("notes"):
                 out.append(f"\n_{ev.metrics['notes']}_\n")
         out.append(_figures(ctx, [ev], lambda e: f"{e.variant} ({e.name})"))
@@ -468,8 +634,11 @@ def _generic_table(evaluations: Sequence[Evaluation], max_rows: int = 40) -> str
 def _generic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
     if not evaluations:
         return markdown_table(["variant", "status"], [[v, NOT_RUN] for v in expected or ["(any)"]])
-    return (_generic_table(evaluations) + _not_run_line(expected, [ev.variant for ev in evaluations], {})
-            + _figures(ctx, evaluations, lambda e: f"{e.variant} ({e.name})"))
+    return (
+        _generic_table(evaluations)
+        + _not_run_line(expected, [ev.variant for ev in evaluations], {})
+        + _figures(ctx, evaluations, lambda e: f"{e.variant} ({e.name})")
+    )
 
 
 SECTIONS: dict[str, Callable[[_Context, Path, Sequence[Evaluation], Sequence[str]], str]] = {
@@ -483,7 +652,9 @@ SECTIONS: dict[str, Callable[[_Context, Path, Sequence[Evaluation], Sequence[str
 }
 
 
-def build_report(bundles_dir: str | os.PathLike = "bundles", output: str | os.PathLike = "report.md", skip_invalid: bool = False) -> str:
+def build_report(
+    bundles_dir: str | os.PathLike = "bundles", output: str | os.PathLike = "report.md", skip_invalid: bool = False
+) -> str:
     """The Markdown text of the report (links relative to ``output``'s folder).
 
     Raises:
@@ -499,19 +670,25 @@ def build_report(bundles_dir: str | os.PathLike = "bundles", output: str | os.Pa
         run = list(dict.fromkeys(ev.variant for ev in evaluations))
         not_run = [v for v in expected if v not in run]
         title = TITLES.get(bundle, bundle)
-        summary.append([f"[{bundle}](#{_anchor(title)})", len(evaluations), ", ".join(run) or "–", ", ".join(not_run) or "–"])
+        summary.append(
+            [f"[{bundle}](#{_anchor(title)})", len(evaluations), ", ".join(run) or "–", ", ".join(not_run) or "–"]
+        )
         body = SECTIONS.get(bundle, _generic)(ctx, bundles_dir / bundle, evaluations, expected)
         sections.append(f"## {title}\n\n`{bundles_dir / bundle}`\n\n{body}{_bundle_figures(ctx, bundles_dir / bundle)}")
     text = [
         "# monai-genvq: evaluation report\n",
         f"Gathered from `{bundles_dir}/*/outputs/*/*/metrics.json` by `python -m monai_genvq.report`. "
-        f"Each table follows its seed paper's layout; \"{NOT_RUN}\" marks a method or configuration the bundle defines "
+        f'Each table follows its seed paper\'s layout; "{NOT_RUN}" marks a method or configuration the bundle defines '
         "whose evaluation was not found.\n",
-        markdown_table(["bundle", "evaluations", "variants evaluated", NOT_RUN], summary) if summary else "No bundles found.\n",
+        markdown_table(["bundle", "evaluations", "variants evaluated", NOT_RUN], summary)
+        if summary
+        else "No bundles found.\n",
         *sections,
     ]
     if ctx.skipped:
-        text.append("## Skipped files\n\n" + markdown_table(["file", "reason"], [[f"`{p}`", r] for p, r in ctx.skipped]))
+        text.append(
+            "## Skipped files\n\n" + markdown_table(["file", "reason"], [[f"`{p}`", r] for p, r in ctx.skipped])
+        )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(text))
 
 
@@ -520,18 +697,24 @@ def _anchor(title: str) -> str:
     return keep.replace(" ", "-")
 
 
-def write_report(bundles_dir: str | os.PathLike = "bundles", output: str | os.PathLike = "report.md", skip_invalid: bool = False) -> Path:
+def write_report(
+    bundles_dir: str | os.PathLike = "bundles", output: str | os.PathLike = "report.md", skip_invalid: bool = False
+) -> Path:
     """Build the report and write it atomically to ``output``."""
     return atomic_write_text(output, build_report(bundles_dir, output, skip_invalid))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monai_genvq.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_genvq.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundles_dir", default="bundles", help="folder holding the bundles (default: bundles)")
     parser.add_argument("--output", default="report.md", help="Markdown file to write (default: report.md)")
-    parser.add_argument("--skip_invalid", action="store_true",
-                        help="list unreadable or incomplete metrics.json files under 'Skipped files' instead of failing")
+    parser.add_argument(
+        "--skip_invalid",
+        action="store_true",
+        help="list unreadable or incomplete metrics.json files under 'Skipped files' instead of failing",
+    )
     args = parser.parse_args(argv)
     try:
         path = write_report(args.bundles_dir, args.output, args.skip_invalid)

@@ -56,8 +56,12 @@ def ddp_replica_check() -> dict:
     flat = torch.cat([p.detach().flatten() for p in base.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
-    return {"check": "ddp_replicas", "replicas_equal": all(torch.equal(gathered[0], g) for g in gathered),
-            "trained": not torch.equal(before, flat), "rank": dist.get_rank()}
+    return {
+        "check": "ddp_replicas",
+        "replicas_equal": all(torch.equal(gathered[0], g) for g in gathered),
+        "trained": not torch.equal(before, flat),
+        "rank": dist.get_rank(),
+    }
 
 
 def run_step(step: dict) -> dict:

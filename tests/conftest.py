@@ -20,11 +20,20 @@ def cache_dir(tmp_path_factory) -> Path:
 def run_bundle(run_id: str, configs: list[Path], bundle_root: Path, *overrides: str, timeout: int = 300) -> str:
     """``python -m monai.bundle run <run_id>`` in a subprocess, as a user types it; returns its output."""
     cmd = [
-        sys.executable, "-m", "monai.bundle", "run", run_id,
-        "--config_file", str([str(c) for c in configs]),
-        "--bundle_root", str(bundle_root), *overrides,
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        str([str(c) for c in configs]),
+        "--bundle_root",
+        str(bundle_root),
+        *overrides,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), cwd=REPO)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc.stdout + proc.stderr

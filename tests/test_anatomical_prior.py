@@ -8,24 +8,25 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Events
 
-from monai_genvq.data import location_prior
-from monai_genvq.engines import (
+from monai_genvq.apps.anatomical_prior import (
     ImageModelTrainer,
+    ImageSegmentationVAE,
+    LabelMapError,
     LabelPriorTrainer,
+    LabelPriorVAE,
     PrepareImageBatch,
     PrepareLabelBatch,
+    ValidateLabelMapd,
     anatomical_prior_loss_terms,
-    render_from_prior,
-)
-from monai_genvq.losses import (
     categorical_nll,
-    gaussian_kl_per_sample,
+    check_label_map,
     jensen_intensity_log_likelihood,
     label_intensity_log_likelihood,
+    location_prior,
+    render_from_prior,
 )
+from monai_genvq.losses import gaussian_kl
 from monai_genvq.metrics import hungarian_match, kmeans_segmentation, per_label_dice
-from monai_genvq.networks import ImageSegmentationVAE, LabelPriorVAE
-from monai_genvq.transforms import LabelMapError, ValidateLabelMapd, check_label_map
 
 
 def _onehot(lab, n):
@@ -50,12 +51,12 @@ def _disc_maps(n, size=16, seed=0):
 def test_kl_closed_form_matches_monte_carlo():
     torch.manual_seed(0)
     mu, logvar = torch.randn(3, 5), torch.randn(3, 5) * 0.5
-    closed = gaussian_kl_per_sample(mu, logvar)
+    closed = gaussian_kl(mu, logvar, "per_sample")
     q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
     z = q.sample((200_000,))
     mc = (q.log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).sum(-1).mean(0)
     torch.testing.assert_close(closed, mc, atol=0.03, rtol=0.01)
-    assert torch.allclose(gaussian_kl_per_sample(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
+    assert torch.allclose(gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4), "per_sample"), torch.zeros(2))
 
 
 def test_categorical_and_intensity_likelihoods_known_answers():
@@ -122,7 +123,9 @@ def test_stage1_loss_drops_and_reconstructs():
     net = LabelPriorVAE(2, 3, 16, (8, 16), 4)
     trainer = LabelPriorTrainer("cpu", 15, data, net, torch.optim.Adam(net.parameters(), 3e-3), beta=0.1)
     losses = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(anatomical_prior_loss_terms(e.state.output)["loss"]))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.append(anatomical_prior_loss_terms(e.state.output)["loss"])
+    )
     trainer.run()
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
     with torch.no_grad():
@@ -175,9 +178,13 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(LabelMapError, match="empty"):
         check_label_map(np.zeros((1, 4, 4)), 4)
     with pytest.raises(LabelMapError, match="differs from the image"):
-        ValidateLabelMapd("label", 4)({"label": np.ones((1, 4, 4)), "image": np.zeros((1, 5, 4)), "subject": "patient007"})
+        ValidateLabelMapd("label", 4)(
+            {"label": np.ones((1, 4, 4)), "image": np.zeros((1, 5, 4)), "subject": "patient007"}
+        )
     with pytest.raises(LabelMapError, match="patient007"):
-        ValidateLabelMapd("label", 4)({"label": np.zeros((1, 4, 4)), "image": np.zeros((1, 4, 4)), "subject": "patient007"})
+        ValidateLabelMapd("label", 4)(
+            {"label": np.zeros((1, 4, 4)), "image": np.zeros((1, 4, 4)), "subject": "patient007"}
+        )
     with pytest.raises(LabelMapError, match="non-integer"):
         check_label_map(np.array([[0.5, 1.0]]), 4)
     with pytest.raises(ValueError, match=r"values \[5\] outside"):
@@ -195,8 +202,14 @@ def test_bad_inputs_give_clear_errors():
     with torch.no_grad():
         im.means.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="non-finite loss at iteration 1"):
-        ImageModelTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], im,
-                          torch.optim.Adam(im.trainable_parameters()), init_intensity=False).run()
+        ImageModelTrainer(
+            "cpu",
+            1,
+            [{"image": torch.rand(2, 1, 16, 16)}],
+            im,
+            torch.optim.Adam(im.trainable_parameters()),
+            init_intensity=False,
+        ).run()
 
 
 def test_dice_and_kmeans_baseline_known_answers():
@@ -212,7 +225,7 @@ def test_dice_and_kmeans_baseline_known_answers():
 
 
 def test_3d_brain_phantom_runs_both_stages():
-    from monai_genvq.data.synthetic.brain import render_brain_phantom
+    from monai_genvq.apps.anatomical_prior.synthetic_brain import render_brain_phantom
 
     rng = np.random.default_rng(0)
     cases = [render_brain_phantom(rng, size=16) for _ in range(4)]
@@ -224,12 +237,14 @@ def test_3d_brain_phantom_runs_both_stages():
     prior = LabelPriorVAE(3, 4, 16, (4, 8), 4, location_prior=location_prior(list(labels), 4))
     LabelPriorTrainer("cpu", 2, [{"label": labels}], prior, torch.optim.Adam(prior.parameters(), 1e-3)).run()
     net = ImageSegmentationVAE(prior)
-    ImageModelTrainer("cpu", 2, [{"image": images}], net, torch.optim.Adam(net.trainable_parameters()), pretrain_iterations=1).run()
+    ImageModelTrainer(
+        "cpu", 2, [{"image": images}], net, torch.optim.Adam(net.trainable_parameters()), pretrain_iterations=1
+    ).run()
     assert net.segment(images).shape == (4, 16, 16, 16)
 
 
 def test_checkpoint_hand_off_loads_and_rejects_clearly(tmp_path):
-    from monai_genvq.handlers import load_module_checkpoint
+    from monai_genvq.apps.anatomical_prior import load_module_checkpoint
 
     prior = LabelPriorVAE(2, 3, 16, (4,), 2)
     prior.set_location_prior(location_prior(list(_disc_maps(4)), 3))

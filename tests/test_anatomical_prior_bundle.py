@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SCHEMA, run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg"
@@ -28,7 +27,7 @@ def test_metadata_validates_and_configs_have_model_zoo_ids():
 
 @pytest.mark.slow
 def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
-    from monai_genvq.data import anatomical_prior_datalists
+    from monai_genvq.apps.anatomical_prior import anatomical_prior_datalists
 
     lists = anatomical_prior_datalists(synthetic=eval(TINY))
     prior_subjects = {r["subject"] for r in lists["prior"]}
@@ -49,15 +48,29 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     run_bundle("training", stage1, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2")
     prior_ckpt = tmp_path / "outputs" / "default" / "prior" / "models" / "model.pt"
     assert prior_ckpt.is_file()
-    out = run_bundle("training", stage2, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2", "--pretrain_iterations", "1")
+    out = run_bundle(
+        "training", stage2, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "2", "--pretrain_iterations", "1"
+    )
     assert "pretrain_loss" in out or "Epoch[1] Complete" in out
     assert (tmp_path / "outputs" / "default" / "image" / "models" / "model.pt").is_file()
-    run_bundle("evaluating", stage2 + [CONFIGS / "evaluate.json"], tmp_path, *common, "--unet_iterations", "2", "--refine_steps", "2")
+    run_bundle(
+        "evaluating",
+        stage2 + [CONFIGS / "evaluate.json"],
+        tmp_path,
+        *common,
+        "--unet_iterations",
+        "2",
+        "--refine_steps",
+        "2",
+    )
     eval_dir = tmp_path / "outputs" / "default" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    assert set(metrics["dice"]) == {"prior mean shape, z = 0 (ignores the image)",
+    assert set(metrics["dice"]) == {
+        "prior mean shape, z = 0 (ignores the image)",
         "anatomical prior VAE + MAP refinement of z (unsupervised)",
-        "anatomical prior VAE (unsupervised)", "intensity k-means (lower bound)", "supervised UNet (upper bound)"
+        "anatomical prior VAE (unsupervised)",
+        "intensity k-means (lower bound)",
+        "supervised UNet (upper bound)",
     }
     for result in metrics["dice"].values():
         assert {"LV", "MYO", "RV", "mean"} <= set(result)
@@ -78,8 +91,17 @@ def test_brain3d_override_trains_both_stages_and_evaluates_in_3d(tmp_path, cache
     def parser(*files, **overrides):
         p = ConfigParser()
         p.read_config([str(CONFIGS / f) for f in (*files, "brain3d.json")])
-        p.update({"bundle_root": str(tmp_path), "synthetic_brain": tiny, "image_size": 16, "batch_size": 2,
-                  "max_epochs": 1, "epoch_length": 2, **overrides})
+        p.update(
+            {
+                "bundle_root": str(tmp_path),
+                "synthetic_brain": tiny,
+                "image_size": 16,
+                "batch_size": 2,
+                "max_epochs": 1,
+                "epoch_length": 2,
+                **overrides,
+            }
+        )
         return p
 
     root = Path(cache_dir).glob("synthetic_brain_v1-*")

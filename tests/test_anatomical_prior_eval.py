@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.engines import AnatomicalPriorInferer, refine_latent
-from monai_genvq.losses import jensen_intensity_log_likelihood
+from monai_genvq.apps.anatomical_prior import (
+    AnatomicalPriorInferer,
+    HungarianMatchd,
+    ImageSegmentationVAE,
+    LabelPriorVAE,
+    StackSliced,
+    jensen_intensity_log_likelihood,
+    refine_latent,
+    stack_slice_index,
+)
 from monai_genvq.metrics import IntensityKMeans, per_label_dice
-from monai_genvq.networks import ImageSegmentationVAE, LabelPriorVAE
-from monai_genvq.transforms import HungarianMatchd, StackSliced, stack_slice_index
 
 CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg" / "configs"
 
@@ -25,7 +31,7 @@ def _parse(*ids, files=("train.json", "train_image.json", "evaluate.json")):
 
 
 def _case(seed=0):
-    from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+    from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
 
     c = render_cardiac_phantom(np.random.default_rng(seed), shape=(120, 100), n_slices=6, n_frames=2)
     return c["image"][..., 0].astype(np.float32), c["label"][..., 0]
@@ -72,7 +78,7 @@ def test_predictions_are_scored_in_the_image_frame():
     d = _apply(pre.transforms[1:], {"image": img, "label": lab, "slice_offset": 0})
     assert tuple(d["label"].shape) == (1, 120, 100)  # the ground truth stays in its own frame
     # the network-frame version of the label (same crop/resize, nearest), as one-hot "logits"
-    from monai.transforms import ResizeWithPadOrCrop, Resize
+    from monai.transforms import Resize, ResizeWithPadOrCrop
 
     net_frame = Resize((64, 64), mode="nearest-exact")(ResizeWithPadOrCrop((112, 112))(d["label"]))
     logits = torch.nn.functional.one_hot(torch.as_tensor(net_frame[0]).long(), num_labels).movedim(-1, 0).float()
@@ -114,13 +120,17 @@ def test_report_collects_evaluators_into_metrics_table_and_figure(tmp_path):
     from monai.handlers import MeanDice, from_engine
     from monai.transforms import AsDiscreted
 
-    from monai_genvq.handlers import ClusterDice, SegmentationReport
+    from monai_genvq.apps.anatomical_prior import SegmentationReport
+    from monai_genvq.handlers import ClusterDice
 
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (4, 1, 12, 12), generator=g)
     from monai.data import DataLoader
 
-    items = [{"image": torch.nn.functional.one_hot(labels[i, 0], 4).movedim(-1, 0).float(), "label": labels[i]} for i in range(4)]
+    items = [
+        {"image": torch.nn.functional.one_hot(labels[i, 0], 4).movedim(-1, 0).float(), "label": labels[i]}
+        for i in range(4)
+    ]
     data = DataLoader(items, batch_size=2)
     report = SegmentationReport(tmp_path, ["LV", "MYO", "RV"], n_figure=2, figure_size=8)
 
@@ -132,10 +142,16 @@ def test_report_collects_evaluators_into_metrics_table_and_figure(tmp_path):
 
     for name, net in (("perfect", torch.nn.Identity()), ("background", Zero())):
         SupervisedEvaluator(
-            "cpu", data, net,
+            "cpu",
+            data,
+            net,
             postprocessing=AsDiscreted(keys=["pred", "label"], argmax=[True, False], to_onehot=[4, 4]),
-            key_val_metric={"dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))},
-            additional_metrics={"matched_dice": ClusterDice([1, 2, 3], output_transform=from_engine(["pred", "label"]))},
+            key_val_metric={
+                "dice": MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))
+            },
+            additional_metrics={
+                "matched_dice": ClusterDice([1, 2, 3], output_transform=from_engine(["pred", "label"]))
+            },
             val_handlers=[report.handler(name)],
         ).run()
     metrics = json.loads((tmp_path / "metrics.json").read_text())

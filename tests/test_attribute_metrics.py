@@ -103,7 +103,10 @@ def test_all_metrics_together_and_monai_metric_and_handler():
 
     from ignite.engine import Engine
 
-    batches = [{"latent": torch.as_tensor(z_good[i : i + 400]), "attributes": torch.as_tensor(y[i : i + 400])} for i in range(0, 2000, 400)]
+    batches = [
+        {"latent": torch.as_tensor(z_good[i : i + 400]), "attributes": torch.as_tensor(y[i : i + 400])}
+        for i in range(0, 2000, 400)
+    ]
     engine = Engine(lambda e, b: b)
     DisentanglementHandler("interpretability").attach(engine, "interp")
     engine.run(batches)
@@ -117,7 +120,9 @@ def test_monai_ssim_matches_skimage_settings():
     rng = np.random.default_rng(0)
     a = rng.random((48, 48)).astype(np.float32)
     b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype(np.float32)
-    ours = SSIMMetric(spatial_dims=2, data_range=1.0)(torch.as_tensor(b)[None, None], torch.as_tensor(a)[None, None]).item()
+    ours = SSIMMetric(spatial_dims=2, data_range=1.0)(
+        torch.as_tensor(b)[None, None], torch.as_tensor(a)[None, None]
+    ).item()
     ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
     assert ours == pytest.approx(ref, abs=1e-4)
 

@@ -17,8 +17,14 @@ def test_paper_configuration_shapes():
 
 @pytest.mark.parametrize("spatial_dims", [1, 3])
 def test_other_spatial_dims(spatial_dims):
-    net = ResNetAutoencoder(spatial_dims=spatial_dims, in_channels=1, channels=(4, 8), latent_channels=4,
-                            num_res_blocks=1, bottleneck=VectorQuantizer(8, 4))
+    net = ResNetAutoencoder(
+        spatial_dims=spatial_dims,
+        in_channels=1,
+        channels=(4, 8),
+        latent_channels=4,
+        num_res_blocks=1,
+        bottleneck=VectorQuantizer(8, 4),
+    )
     x = torch.randn(1, 1, *([8] * spatial_dims))
     assert net(x).reconstruction.shape == x.shape
 
@@ -35,8 +41,12 @@ def _trainer(bottleneck, data, epochs):
     torch.manual_seed(0)
     net = ResNetAutoencoder(channels=(16, 32), latent_channels=8, num_res_blocks=1, bottleneck=bottleneck)
     return AutoencoderTrainer(
-        device=torch.device("cpu"), max_epochs=epochs, train_data_loader=data, network=net,
-        optimizer=torch.optim.Adam(net.parameters(), 1e-3), loss_function=torch.nn.MSELoss(),
+        device=torch.device("cpu"),
+        max_epochs=epochs,
+        train_data_loader=data,
+        network=net,
+        optimizer=torch.optim.Adam(net.parameters(), 1e-3),
+        loss_function=torch.nn.MSELoss(),
         prepare_batch=PrepareAutoencoderBatch("bundle"),
     )
 
@@ -50,6 +60,7 @@ def test_trainer_loss_drops_and_logs_terms():
     losses = []
     trainer = _trainer(IdentityBottleneck(), data, epochs=15)
     from ignite.engine import Events
+
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(loss_terms(e.state.output)["loss"]))
     trainer.run()
     assert losses[-1] < 0.2 * losses[0]

@@ -9,8 +9,8 @@ from dipy.segment.clustering import qbx_and_merge
 from dipy.tracking.streamline import set_number_of_points
 from ignite.engine import Engine
 
-from monai_genvq.handlers import BUANHandler
-from monai_genvq.metrics import (
+from monai_genvq.apps.streamlines import (
+    BUANHandler,
     BUANMetric,
     buan_dipy,
     bundle_adjacency_batched,
@@ -80,7 +80,7 @@ def test_resample_keeps_leading_dims_and_rejects_bad_input():
 def test_mdf_kernels_against_dipy_bundles_distances_mdf():
     from dipy.tracking.distances import bundles_distances_mdf
 
-    from monai_genvq.metrics.buan import _mdf_approx, _mdf_exact
+    from monai_genvq.apps.streamlines.buan import _mdf_approx, _mdf_exact
 
     rng = np.random.default_rng(10)
     a = (np.cumsum(rng.normal(size=(12, 20, 3)), axis=1) * 0.05).astype(np.float32)
@@ -196,7 +196,7 @@ def test_centroids_stored_reversed_near_threshold():
 
 
 def test_hash_collision_is_left_to_dipy():
-    from monai_genvq.metrics.buan import _merge_duplicates
+    from monai_genvq.apps.streamlines.buan import _merge_duplicates
 
     first = torch.rand(1, 3, 20, 3)
     first[0, 1] = first[0, 0]

@@ -28,8 +28,21 @@ IDS = [b.name for b in BUNDLES]
 TRAINING = {
     "anatomical_prior_seg": (["train.json", "train_image.json"], {"prior": "@prior_def", "location_prior": None}),
 }
-REQUIRED_IDS = ("bundle_root", "device", "network_def", "network", "checkpoint", "preprocessing", "inferer",
-                "postprocessing", "dataset#data", "run", "inferring", "export_network_def", "export_input_shape")
+REQUIRED_IDS = (
+    "bundle_root",
+    "device",
+    "network_def",
+    "network",
+    "checkpoint",
+    "preprocessing",
+    "inferer",
+    "postprocessing",
+    "dataset#data",
+    "run",
+    "inferring",
+    "export_network_def",
+    "export_input_shape",
+)
 SLICE_SHAPE = (40, 48)  # a 2-D input of another size than the network's, so resizing and its inversion run
 VOLUME_SHAPE = (12, 11, 13)
 
@@ -73,12 +86,11 @@ def _make_input(bundle: Path, root: Path) -> Path:
         vol[:2] = 0.0  # background, masked out by bundles that cluster only the non-zero voxels
         nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.2, 1.5, 1.0])), str(path))
     elif kind == "mrc":
-        from monai_genvq.data.cryoet import write_mrc
+        from monai_genvq.data.mrc import write_mrc
 
         path = write_mrc(inputs / "case.mrc", rng.normal(size=VOLUME_SHAPE).astype(np.float32), voxel_size=10.0)
     else:
-        from monai_genvq.data import save_streamlines
-        from monai_genvq.transforms import StreamlineNormalizer
+        from monai_genvq.apps.streamlines import StreamlineNormalizer, save_streamlines
 
         base = np.linspace([0.0, 0.0, 0.0], [40.0, 20.0, 10.0], 30)
         streams = [base + rng.normal(scale=1.0, size=(1, 3)) + 20.0 for _ in range(12)]
@@ -111,9 +123,13 @@ def test_tensor_output_network_keeps_checkpoint_keys_and_picks_the_field():
 
     torch.manual_seed(0)
     net = ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4, num_res_blocks=1).eval()
-    wrapped = TensorOutputNetwork(ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4,
-                                                    num_res_blocks=1), output="reconstruction").eval()
-    assert list(wrapped.state_dict()) == list(net.state_dict())  # no "network." prefix: training checkpoints load as they are
+    wrapped = TensorOutputNetwork(
+        ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4, num_res_blocks=1),
+        output="reconstruction",
+    ).eval()
+    assert list(wrapped.state_dict()) == list(
+        net.state_dict()
+    )  # no "network." prefix: training checkpoints load as they are
     wrapped.load_state_dict(net.state_dict())
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
@@ -126,7 +142,7 @@ def test_tensor_output_network_keeps_checkpoint_keys_and_picks_the_field():
 
 
 def test_cluster_embedding_separates_groups_and_respects_the_mask():
-    from monai_genvq.engines import HyperbolicClusterInferer, cluster_embedding
+    from monai_genvq.apps.hyperbolic import HyperbolicClusterInferer, cluster_embedding
 
     emb = torch.zeros(2, 4, 6)
     emb[:, :, :3] = torch.tensor([-0.6, 0.1])[:, None, None]
@@ -174,7 +190,9 @@ def test_inference_config_stands_alone_with_the_trained_network(bundle, tmp_path
     trained = _parser([configs / f for f in files], tmp_path, **overrides).get_parsed_content("network_def")
     inferring = parser.get_parsed_content("network_def")
     assert type(inferring) is type(trained)
-    assert {k: v.shape for k, v in inferring.state_dict().items()} == {k: v.shape for k, v in trained.state_dict().items()}
+    assert {k: v.shape for k, v in inferring.state_dict().items()} == {
+        k: v.shape for k, v in trained.state_dict().items()
+    }
     assert _scalars(inferring) == _scalars(trained)
     training_parser = _parser([configs / f for f in files], tmp_path, **overrides)
     for key in ("zoom", "image_size", "n_points", "group_size"):  # input geometry the network was trained at
@@ -185,10 +203,15 @@ def test_inference_config_stands_alone_with_the_trained_network(bundle, tmp_path
     assert Path(parser.get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"  # neither exists: the usual place
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.pt").write_bytes(b"")
-    assert Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint")) == tmp_path / "models" / "model.pt"
+    assert (
+        Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint"))
+        == tmp_path / "models" / "model.pt"
+    )
     ckpt_dir.mkdir(parents=True)
     (ckpt_dir / "model.pt").write_bytes(b"")
-    assert Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"
+    assert (
+        Path(_parser([configs / "inference.json"], tmp_path).get_parsed_content("checkpoint")) == ckpt_dir / "model.pt"
+    )
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
@@ -248,13 +271,22 @@ def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
     shape = parser.get_parsed_content("export_input_shape")
     filepath = tmp_path / "models" / "model.ts"
     ckpt_export(
-        "export_network_def", filepath=str(filepath), ckpt_file=str(tmp_path / "models" / "model.pt"),
-        meta_file=str(configs / "metadata.json"), config_file=str(configs / "inference.json"), key_in_ckpt="model",
-        use_trace=True, input_shape=shape, bundle_root=str(tmp_path), device="$torch.device('cpu')",
+        "export_network_def",
+        filepath=str(filepath),
+        ckpt_file=str(tmp_path / "models" / "model.pt"),
+        meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"),
+        key_in_ckpt="model",
+        use_trace=True,
+        input_shape=shape,
+        bundle_root=str(tmp_path),
+        device="$torch.device('cpu')",
     )
     exported = torch.jit.load(str(filepath))
     spec = parser.get("export_network_def")
-    spec["kwargs"] = parser.get_parsed_content("export_network_def#kwargs") if spec.get("kwargs") else None  # e.g. "@zoom"
+    spec["kwargs"] = (
+        parser.get_parsed_content("export_network_def#kwargs") if spec.get("kwargs") else None
+    )  # e.g. "@zoom"
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
@@ -275,7 +307,9 @@ def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
 
 def test_monailabel_bundle_infer_task(tmp_path):
     """MONAI Label's own BundleInferTask on every image bundle (needs ``pip install monailabel``, which pulls torchvision)."""
-    pytest.importorskip("monailabel.tasks.infer.bundle", reason="monailabel is not installed (its import needs torchvision)")
+    pytest.importorskip(
+        "monailabel.tasks.infer.bundle", reason="monailabel is not installed (its import needs torchvision)"
+    )
     from monailabel.tasks.infer.bundle import BundleInferTask
 
     for bundle in BUNDLES:
@@ -297,7 +331,7 @@ def test_monailabel_bundle_infer_task(tmp_path):
         pred = data["pred"]
         assert isinstance(pred, torch.Tensor), bundle.name
         expected = SLICE_SHAPE if kind == "slice" else VOLUME_SHAPE  # Restored drops a volume's singleton channel
-        assert tuple(pred.shape[-len(expected):]) == expected, (bundle.name, pred.shape)
+        assert tuple(pred.shape[-len(expected) :]) == expected, (bundle.name, pred.shape)
 
 
 @pytest.mark.slow
@@ -319,15 +353,21 @@ def test_run_inferring(bundle, tmp_path):
 
     source = _make_input(bundle, tmp_path)
     _save_fresh_weights(bundle, tmp_path)
-    run("inferring", config_file=str(bundle / "configs" / "inference.json"), bundle_root=str(tmp_path),
-        logging_file=str(bundle / "configs" / "logging.conf"))
+    run(
+        "inferring",
+        config_file=str(bundle / "configs" / "inference.json"),
+        bundle_root=str(tmp_path),
+        logging_file=str(bundle / "configs" / "logging.conf"),
+    )
     parser = _parser([bundle / "configs" / "inference.json"], tmp_path)
     inference_dir = Path(parser.get_parsed_content("inference_dir"))
     kind = _kind(bundle)
     if kind == "slice":
         written = sorted(inference_dir.glob("case_*.nii.gz"))
         assert len(written) == 1 and nib.load(written[0]).shape == SLICE_SHAPE
-        if (inference_dir / "latents.json").exists() or "LatentCodeWriter" in (bundle / "configs" / "inference.json").read_text():
+        if (inference_dir / "latents.json").exists() or "LatentCodeWriter" in (
+            bundle / "configs" / "inference.json"
+        ).read_text():
             latents = json.loads((inference_dir / "latents.json").read_text())
             assert list(latents) == ["case"] and len(latents["case"]["mu"]) == parser.get_parsed_content("latent_dim")
             names, dims = parser.get_parsed_content("attribute_names"), parser.get_parsed_content("regularized_dims")
@@ -340,7 +380,7 @@ def test_run_inferring(bundle, tmp_path):
             seg = nib.load(segs[0])
             assert seg.shape == VOLUME_SHAPE and np.allclose(seg.affine, nib.load(source).affine)
         else:
-            from monai_genvq.data.cryoet import read_mrc
+            from monai_genvq.data.mrc import read_mrc
 
             assert read_mrc(segs[0])[0].shape == VOLUME_SHAPE and segs[0].suffix == ".mrc"
     else:

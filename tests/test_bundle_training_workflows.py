@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, run_bundle
 
 BUNDLES = sorted(p for p in (REPO / "bundles").iterdir() if (p / "configs").is_dir())
@@ -29,28 +28,79 @@ HYPER = {"triplets_per_volume": 4, "channels": [4, 8, 8, 8], "gyro_channels": 4}
 
 # smallest sizes that still run each bundle's real pipeline; "n_train" records make 2 iterations per epoch
 TINY = {
-    "streamlines_vqdiff": ({"batch_size": 4, "latent_channels": 8, "num_embeddings": 16, "network_def#channels": [8, 16],
-                            "network_def#num_res_blocks": 1, "val_interval": 1}, 8),
-    "vq_quantizers": ({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1, "batch_size": 4,
-                       "val_interval": 1, "synthetic_acdc": ACDC}, 8),
-    "cardiac_attri_sivae": ({"channels": [4, 8, 8, 8], "latent_dim": 8, "batch_size": 2, "val_interval": 1,
-                             "synthetic_acdc": ACDC, "synthetic_mnms": MNMS}, 4),
+    "streamlines_vqdiff": (
+        {
+            "batch_size": 4,
+            "latent_channels": 8,
+            "num_embeddings": 16,
+            "network_def#channels": [8, 16],
+            "network_def#num_res_blocks": 1,
+            "val_interval": 1,
+        },
+        8,
+    ),
+    "vq_quantizers": (
+        {
+            "channels": [8, 16],
+            "latent_channels": 8,
+            "num_embeddings": 16,
+            "num_res_blocks": 1,
+            "batch_size": 4,
+            "val_interval": 1,
+            "synthetic_acdc": ACDC,
+        },
+        8,
+    ),
+    "cardiac_attri_sivae": (
+        {
+            "channels": [4, 8, 8, 8],
+            "latent_dim": 8,
+            "batch_size": 2,
+            "val_interval": 1,
+            "synthetic_acdc": ACDC,
+            "synthetic_mnms": MNMS,
+        },
+        4,
+    ),
     "hyperbolic_toy_seg": ({**HYPER, "dataset_dir": "{toy}"}, 2),
     "hyperbolic_brats_seg": ({**HYPER, "dataset_dir": "{brats}", "n_test": 1}, 2),
     "hyperbolic_cryoet_seg": ({**HYPER, "dataset_dir": "{cryoet}", "n_test": 1}, 2),
-    "anatomical_prior_seg": ({"synthetic_acdc": ACDC, "batch_size": 2, "channels": [4, 8, 8], "latent_dim": 4,
-                              "pretrain_iterations": 1}, 4),
+    "anatomical_prior_seg": (
+        {"synthetic_acdc": ACDC, "batch_size": 2, "channels": [4, 8, 8], "latent_dim": 4, "pretrain_iterations": 1},
+        4,
+    ),
 }
 # training stages (config stacks) of bundles that train in several runs; each must start from configs/train.json
 STAGES = {"anatomical_prior_seg": [["train.json"], ["train.json", "train_image.json"]]}
-STANDARD_IDS = ("bundle_root", "device", "network_def", "network", "train#dataset#data", "train#trainer",
-                "train#trainer#max_epochs", "train#handlers", "train#dataloader#num_workers", "output_dir", "ckpt_dir", "log_dir", "initialize",
-                "run", "finalize", "training", "resume", "checkpoint_interval", "progress_bar", "resume_dict")
+STANDARD_IDS = (
+    "bundle_root",
+    "device",
+    "network_def",
+    "network",
+    "train#dataset#data",
+    "train#trainer",
+    "train#trainer#max_epochs",
+    "train#handlers",
+    "train#dataloader#num_workers",
+    "output_dir",
+    "ckpt_dir",
+    "log_dir",
+    "initialize",
+    "run",
+    "finalize",
+    "training",
+    "resume",
+    "checkpoint_interval",
+    "progress_bar",
+    "resume_dict",
+)
 
 
 def stages(bundle: Path) -> list[list[Path]]:
     configs = bundle / "configs"
-    assert (configs / "train.json").is_file(), f"{bundle.name} has no configs/train.json (MONAI Label's BundleTrainTask needs it)"
+    assert (configs / "train.json").is_file(), (
+        f"{bundle.name} has no configs/train.json (MONAI Label's BundleTrainTask needs it)"
+    )
     return [[configs / c for c in stack] for stack in STAGES.get(bundle.name, [["train.json"]])]
 
 
@@ -64,7 +114,7 @@ def _parser(stack):
 
 @pytest.fixture(scope="module")
 def tiny_data(cache_dir, tmp_path_factory) -> dict:
-    from monai_genvq.data import ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet
+    from monai_genvq.apps.hyperbolic import ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet
 
     root = tmp_path_factory.mktemp("tiny_volumes")
     return {
@@ -84,13 +134,25 @@ def _drive(steps: list[dict], tmp_path: Path, torchrun: int = 0, timeout: int = 
     spec = tmp_path / f"steps_{time.monotonic_ns()}.json"
     spec.write_text(json.dumps(steps, default=str))
     if torchrun:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}", str(DRIVER), str(spec)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={torchrun}",
+            str(DRIVER),
+            str(spec),
+        ]
     else:
         cmd = [sys.executable, str(DRIVER), str(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), cwd=REPO)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-8000:]}"
-    return [json.loads(line) for rank in range(max(torchrun, 1)) for line in Path(f"{spec}.rank{rank}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for rank in range(max(torchrun, 1))
+        for line in Path(f"{spec}.rank{rank}.jsonl").read_text().splitlines()
+    ]
 
 
 # ----------------------------------------------------------------------------- static: every bundle has the ids
@@ -98,9 +160,18 @@ def _drive(steps: list[dict], tmp_path: Path, torchrun: int = 0, timeout: int = 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
 def test_training_configs_have_production_ids(bundle):
-    assert (bundle / "configs" / "multi_gpu_train.json").is_file(), f"{bundle.name}: configs/multi_gpu_train.json missing"
+    assert (bundle / "configs" / "multi_gpu_train.json").is_file(), (
+        f"{bundle.name}: configs/multi_gpu_train.json missing"
+    )
     multi = json.loads((bundle / "configs" / "multi_gpu_train.json").read_text())
-    for key in ("device", "network", "train#sampler", "train#dataloader#sampler", "train#trainer#train_handlers", "finalize"):
+    for key in (
+        "device",
+        "network",
+        "train#sampler",
+        "train#dataloader#sampler",
+        "train#trainer#train_handlers",
+        "finalize",
+    ):
         assert key in multi, f"{bundle.name}/multi_gpu_train.json lacks {key}"
     for stack in stages(bundle):
         parser = _parser(stack)
@@ -108,11 +179,15 @@ def test_training_configs_have_production_ids(bundle):
             assert parser.get(key) is not None, f"{[c.name for c in stack]}: id {key!r} missing"
         assert parser["train"]["trainer"]["max_epochs"] == "@max_epochs"
         handlers = parser.get("train#handlers")
-        assert isinstance(handlers, list) and all(isinstance(h, dict) for h in handlers), "train#handlers must be a literal list"
+        assert isinstance(handlers, list) and all(isinstance(h, dict) for h in handlers), (
+            "train#handlers must be a literal list"
+        )
         targets = [h.get("_target_", "") for h in handlers]
         assert "monai_genvq.handlers.ResumeFromLatest" in targets
         assert "ignite.handlers.ProgressBar" in targets
-        assert any(t.endswith("TensorBoardStatsHandler") and h.get("log_dir") == "@log_dir" for t, h in zip(targets, handlers))
+        assert any(
+            t.endswith("TensorBoardStatsHandler") and h.get("log_dir") == "@log_dir" for t, h in zip(targets, handlers)
+        )
         all_targets = json.dumps(parser.get())
         assert '"CheckpointSaver"' not in all_targets, "use monai_genvq.handlers.AtomicCheckpointSaver (atomic writes)"
 
@@ -134,7 +209,13 @@ def test_every_bundle_trains_with_bundle_train_task_overrides_and_resumes(tiny_d
         tiny, n = _tiny(bundle.name, tiny_data)
         root = tmp_path / bundle.name
         for i, stack in enumerate(stages(bundle)):
-            base = {"configs": [str(c) for c in stack], "bundle_root": str(root), "tiny": tiny, "n_train": n, "n_val": 2}
+            base = {
+                "configs": [str(c) for c in stack],
+                "bundle_root": str(root),
+                "tiny": tiny,
+                "n_train": n,
+                "n_val": 2,
+            }
             tracked = {"tracking_uri": uri, "experiment_name": f"{bundle.name}_{i}"}
             steps += [{**base, **tracked, "max_epochs": 1}, {**base, "max_epochs": 2, "resume": True}]
     results = _drive(steps, tmp_path)
@@ -144,14 +225,19 @@ def test_every_bundle_trains_with_bundle_train_task_overrides_and_resumes(tiny_d
         runs = client.search_runs([client.get_experiment_by_name(step["experiment_name"]).experiment_id])
         assert len(runs) == 1 and runs[0].info.status == "FINISHED", (first["configs"], runs)
         history = client.get_metric_history(runs[0].info.run_id, "train_loss")
-        assert len(history) == first["epoch_length"] and all(math.isfinite(m.value) for m in history), (first["configs"], history)
+        assert len(history) == first["epoch_length"] and all(math.isfinite(m.value) for m in history), (
+            first["configs"],
+            history,
+        )
     for first, resumed in zip(results[::2], results[1::2]):
         where = first["configs"]
         n_iter = first["epoch_length"]  # iterations per epoch of the user's data list (1 or 2 at these sizes)
         assert first["n_train"] > 0 and n_iter >= 1, where
         assert first["iteration"] == n_iter, (where, first)  # 1 epoch; the resume checkpoint at its end
         assert resumed["iteration"] == 2 * n_iter, (where, resumed)  # continued, not restarted (that would save n_iter)
-        assert [f for f in resumed["files"] if f.startswith("resume_checkpoint_")] == [f"resume_checkpoint_{2 * n_iter}.pt"]
+        assert [f for f in resumed["files"] if f.startswith("resume_checkpoint_")] == [
+            f"resume_checkpoint_{2 * n_iter}.pt"
+        ]
         state = torch.load(resumed["latest"], map_location="cpu", weights_only=False)
         assert {"model", "trainer"} <= set(state)
         for name in resumed["files"]:  # every checkpoint written (atomically) loads
@@ -169,8 +255,17 @@ def test_every_bundle_trains_under_torchrun_with_two_cpu_processes(tiny_data, tm
         for stack in stages(bundle):
             configs = [str(c) for c in stack] + [str(bundle / "configs" / "multi_gpu_train.json")]
             # 2 processes x 2 records per batch... each rank sees half of 2n records: 2 iterations
-            steps.append({"configs": configs, "bundle_root": str(tmp_path / bundle.name), "tiny": tiny,
-                          "n_train": 2 * n, "n_val": 2, "max_epochs": 1, "init": True})
+            steps.append(
+                {
+                    "configs": configs,
+                    "bundle_root": str(tmp_path / bundle.name),
+                    "tiny": tiny,
+                    "n_train": 2 * n,
+                    "n_val": 2,
+                    "max_epochs": 1,
+                    "init": True,
+                }
+            )
     results = _drive(steps + [{"check": "ddp_replicas"}], tmp_path, torchrun=2)
     checks = [x for x in results if x.get("check") == "ddp_replicas"]
     assert len(checks) == 2 and all(c["replicas_equal"] and c["trained"] for c in checks), checks
@@ -191,8 +286,18 @@ def test_every_bundle_trains_under_torchrun_with_two_cpu_processes(tiny_data, tm
 
 
 def _cli(configs, root, *args):
-    return [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str([str(c) for c in configs]),
-            "--bundle_root", str(root), *args]
+    return [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str([str(c) for c in configs]),
+        "--bundle_root",
+        str(root),
+        *args,
+    ]
 
 
 @pytest.mark.slow
@@ -204,13 +309,27 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
 
     configs = [REPO / "bundles" / "vq_quantizers" / "configs" / "train.json"]
     tiny = TINY["vq_quantizers"][0]
-    args = ["--max_epochs", "2", "--train#trainer#epoch_length", "15", "--checkpoint_interval", "3", "--val_interval", "10"]
+    args = [
+        "--max_epochs",
+        "2",
+        "--train#trainer#epoch_length",
+        "15",
+        "--checkpoint_interval",
+        "3",
+        "--val_interval",
+        "10",
+    ]
     for k, v in tiny.items():
         if k != "val_interval":
             args += [f"--{k}", json.dumps(v)]
     ckpt_dir = tmp_path / "outputs" / "vanilla" / "models"
-    proc = subprocess.Popen(_cli(configs, tmp_path, *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=os.environ.copy(), cwd=REPO)
+    proc = subprocess.Popen(
+        _cli(configs, tmp_path, *args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -232,7 +351,9 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
             torch.load(ckpt_dir / f, map_location="cpu", weights_only=False)
 
     mlflow = pytest.importorskip("mlflow")
-    uri = "sqlite:///" + str(tmp_path / "mlruns.db")  # MLflow 3 has no file store (mlflow-skinny + sqlalchemy + alembic)
+    uri = "sqlite:///" + str(
+        tmp_path / "mlruns.db"
+    )  # MLflow 3 has no file store (mlflow-skinny + sqlalchemy + alembic)
     # MONAI's defaults log from_engine(['loss'], first=True): a float because our trainers decollate as MONAI's do
     tracking = ["--tracking", "mlflow", "--tracking_uri", uri, "--experiment_name", "genvq"]
     out = run_bundle("training", configs, tmp_path, *args, "--resume", "true", *tracking)
@@ -254,48 +375,78 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
 
 
 def _trainer_cases():
-    """One tiny instance of every trainer in ``monai_genvq.engines``, with its loss-term ``output_transform``."""
+    """One tiny instance of every trainer of the package (core engines and the apps'), with its loss-term ``output_transform``."""
     from monai_genvq import engines as E
     from monai_genvq import networks as N
+    from monai_genvq.apps import anatomical_prior as AP
+    from monai_genvq.apps import hyperbolic as H
 
     def autoencoder(bottleneck):
         net = N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=bottleneck)
-        return E.AutoencoderTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
-                                    torch.nn.MSELoss()), E.loss_terms
+        return E.AutoencoderTrainer(
+            "cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()), torch.nn.MSELoss()
+        ), E.loss_terms
 
     def prior():
-        stage1 = N.VQStage1(N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=N.VectorQuantizer(16, 4)))
+        stage1 = N.VQStage1(
+            N.ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, bottleneck=N.VectorQuantizer(16, 4))
+        )
         net = N.GatedPixelCNNPrior(16, channels=8, num_layers=2)
-        return E.CodePriorTrainer("cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()),
-                                  stage1=stage1), E.prior_loss_terms
+        return E.CodePriorTrainer(
+            "cpu", 1, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.parameters()), stage1=stage1
+        ), E.prior_loss_terms
 
     def vae():
         net = N.ConvVAE(image_size=32, channels=(8, 8))
-        return E.VAETrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.parameters())), E.vae_loss_terms
+        return E.VAETrainer(
+            "cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.parameters())
+        ), E.vae_loss_terms
 
     def soft_intro():
         net = N.SoftIntroResNetVAE(image_size=32, channels=(8, 16), latent_dim=8)
-        return E.SoftIntroTrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net, torch.optim.Adam(net.encoder.parameters()),
-                                  torch.optim.Adam(net.decoder.parameters())), E.vae_loss_terms
+        return E.SoftIntroTrainer(
+            "cpu",
+            1,
+            [{"image": torch.rand(2, 1, 32, 32)}],
+            net,
+            torch.optim.Adam(net.encoder.parameters()),
+            torch.optim.Adam(net.decoder.parameters()),
+        ), E.vae_loss_terms
 
     def hyperbolic():
-        net = N.HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
+        net = H.HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
         batch = {k: torch.rand(2, 1, 10, 10, 10) for k in ("parent", "child", "negative")}
-        return E.HyperbolicVAETrainer("cpu", 1, [batch], net, torch.optim.Adam(net.parameters())), E.hyperbolic_loss_terms
+        return H.HyperbolicVAETrainer(
+            "cpu", 1, [batch], net, torch.optim.Adam(net.parameters())
+        ), H.hyperbolic_loss_terms
 
     def label_prior():
-        net = N.LabelPriorVAE(2, 3, 16, (4,), 2)
-        return E.LabelPriorTrainer("cpu", 1, [{"label": torch.randint(0, 3, (2, 1, 16, 16))}], net,
-                                   torch.optim.Adam(net.parameters())), E.anatomical_prior_loss_terms
+        net = AP.LabelPriorVAE(2, 3, 16, (4,), 2)
+        return AP.LabelPriorTrainer(
+            "cpu", 1, [{"label": torch.randint(0, 3, (2, 1, 16, 16))}], net, torch.optim.Adam(net.parameters())
+        ), AP.anatomical_prior_loss_terms
 
     def image_model():
-        net = N.ImageSegmentationVAE(N.LabelPriorVAE(2, 3, 16, (4,), 2))
-        return E.ImageModelTrainer("cpu", 2, [{"image": torch.rand(2, 1, 16, 16)}], net, torch.optim.Adam(net.trainable_parameters()),
-                                   pretrain_iterations=1), E.anatomical_prior_loss_terms
+        net = AP.ImageSegmentationVAE(AP.LabelPriorVAE(2, 3, 16, (4,), 2))
+        return AP.ImageModelTrainer(
+            "cpu",
+            2,
+            [{"image": torch.rand(2, 1, 16, 16)}],
+            net,
+            torch.optim.Adam(net.trainable_parameters()),
+            pretrain_iterations=1,
+        ), AP.anatomical_prior_loss_terms
 
-    return {"autoencoder_vq": lambda: autoencoder(N.VectorQuantizer(16, 4)), "autoencoder_ae": lambda: autoencoder(N.IdentityBottleneck()),
-            "code_prior": prior, "vae": vae, "soft_intro": soft_intro, "hyperbolic": hyperbolic, "label_prior": label_prior,
-            "image_model": image_model}
+    return {
+        "autoencoder_vq": lambda: autoencoder(N.VectorQuantizer(16, 4)),
+        "autoencoder_ae": lambda: autoencoder(N.IdentityBottleneck()),
+        "code_prior": prior,
+        "vae": vae,
+        "soft_intro": soft_intro,
+        "hyperbolic": hyperbolic,
+        "label_prior": label_prior,
+        "image_model": image_model,
+    }
 
 
 @pytest.mark.parametrize("case", list(_trainer_cases()))

@@ -7,8 +7,12 @@ from conftest import REPO, SCHEMA, run_bundle
 
 BUNDLE = REPO / "bundles" / "cardiac_attri_sivae"
 CONFIGS = BUNDLE / "configs"
-VARIANT_FILES = {"attri_sivae": [], "attri_vae": ["attri_vae.json"], "beta_vae": ["beta_vae.json"],
-                 "soft_intro_vae": ["soft_intro_vae.json"]}
+VARIANT_FILES = {
+    "attri_sivae": [],
+    "attri_vae": ["attri_vae.json"],
+    "beta_vae": ["beta_vae.json"],
+    "soft_intro_vae": ["soft_intro_vae.json"],
+}
 TINY_ACDC = "{'n_train': 4, 'n_test': 3, 'shape': [96, 96], 'n_slices': 6, 'n_frames': 3}"
 TINY_MNMS = "{'n_train': 4, 'n_val': 1, 'n_test': 4, 'n_unlabeled': 1, 'shape': [96, 96], 'n_slices': 6, 'n_frames': 3}"
 DATA = ("--synthetic_acdc", TINY_ACDC, "--synthetic_mnms", TINY_MNMS, "--batch_size", "4")
@@ -25,8 +29,20 @@ def test_metadata_validates_against_monai_schema():
 
 def test_configs_are_valid_json_with_model_zoo_ids():
     train = json.loads((CONFIGS / "train.json").read_text())
-    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "validate",
-                "val_interval", "initialize", "run", "training", "finalize"):
+    for key in (
+        "bundle_root",
+        "device",
+        "dataset_dir",
+        "network_def",
+        "network",
+        "train",
+        "validate",
+        "val_interval",
+        "initialize",
+        "run",
+        "training",
+        "finalize",
+    ):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
     for f in CONFIGS.glob("*.json"):
@@ -37,7 +53,9 @@ def test_configs_are_valid_json_with_model_zoo_ids():
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["beta_vae", "soft_intro_vae"])  # attri_vae: the M&Ms test below
 def test_cli_trains_two_iterations(variant, cache_dir, tmp_path):
-    out = run_bundle("training", [CONFIGS / "train.json"] + [CONFIGS / f for f in VARIANT_FILES[variant]], tmp_path, *SHORT)
+    out = run_bundle(
+        "training", [CONFIGS / "train.json"] + [CONFIGS / f for f in VARIANT_FILES[variant]], tmp_path, *SHORT
+    )
     models = tmp_path / "outputs" / variant / "models"
     assert (models / "model.pt").is_file() and (models / "model_final.pt").is_file()
     assert "val_ssim" in out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from monai_genvq.apps.cardiac import CardiacAttributesd, cardiac_attributes
 from monai_genvq.data import (
     CardiacDataError,
     cardiac_datalists,
@@ -23,10 +24,8 @@ from monai_genvq.data import (
 from monai_genvq.transforms import (
     CardiacAlignment,
     CardiacAlignmentd,
-    CardiacAttributesd,
     LoadCardiacEDd,
     align_short_axis,
-    cardiac_attributes,
     select_short_axis_slice,
 )
 
@@ -40,7 +39,9 @@ def acdc_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mnms_root(tmp_path_factory):
-    return generate_synthetic_mnms(tmp_path_factory.mktemp("mnms"), n_train=2, n_val=1, n_test=2, n_unlabeled=1, seed=4, **SMALL)
+    return generate_synthetic_mnms(
+        tmp_path_factory.mktemp("mnms"), n_train=2, n_val=1, n_test=2, n_unlabeled=1, seed=4, **SMALL
+    )
 
 
 def _save(path, data, spacing=(1.5, 1.5, 10.0)):
@@ -90,7 +91,7 @@ def test_mnms_ed_is_zero_based_and_domain_is_vendor_centre(mnms_root):
 
 def test_both_layouts_give_same_internal_anatomy():
     """The same phantom written in both conventions loads to the same internal label map."""
-    from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+    from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
 
     case = render_cardiac_phantom(np.random.default_rng(0), **SMALL)
     lab = case["label"][..., case["ed_frame"]]
@@ -116,14 +117,16 @@ def test_attribute_volumes_equal_voxel_counts_times_spacing():
 
 def test_phantom_volumes_vary_independently(acdc_root, tmp_path):
     root = generate_synthetic_acdc(tmp_path / "a", n_train=12, n_test=0, seed=0, shape=(80, 80), n_slices=6, n_frames=2)
-    attrs = np.stack([cardiac_attributes(load_cardiac_ed(r)["label"], load_cardiac_ed(r)["spacing"]) for r in discover_acdc(root)])
+    attrs = np.stack(
+        [cardiac_attributes(load_cardiac_ed(r)["label"], load_cardiac_ed(r)["spacing"]) for r in discover_acdc(root)]
+    )
     assert np.all(attrs.std(0) / attrs.mean(0) > 0.15)  # each volume varies
     corr = np.corrcoef(attrs.T)
     assert abs(corr[0, 2]) < 0.9 and abs(corr[1, 2]) < 0.9  # not in lockstep
 
 
 def test_acdc_size_coupling_decorrelates_volumes_like_acdc():
-    from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+    from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
 
     def volumes(coupling):
         rng, out, poses = np.random.default_rng(1), [], []
@@ -145,12 +148,16 @@ def test_shared_size_coupling_keeps_version_2_cache_parameters(tmp_path):
     import json
 
     from monai_genvq.data import ensure_synthetic_acdc
-    from monai_genvq.data.tractoinferno import COMPLETION_MARKER
+    from monai_genvq.utils.dataset_cache import COMPLETION_MARKER
 
     small = {"n_train": 1, "n_test": 0, "shape": (64, 64), "n_slices": 4, "n_frames": 2}
-    marker = json.loads((ensure_synthetic_acdc(tmp_path / "s", size_coupling="shared", **small) / COMPLETION_MARKER).read_text())
+    marker = json.loads(
+        (ensure_synthetic_acdc(tmp_path / "s", size_coupling="shared", **small) / COMPLETION_MARKER).read_text()
+    )
     assert "size_coupling" not in marker  # caches written before the option existed stay valid
-    marker = json.loads((ensure_synthetic_acdc(tmp_path / "a", size_coupling="acdc", **small) / COMPLETION_MARKER).read_text())
+    marker = json.loads(
+        (ensure_synthetic_acdc(tmp_path / "a", size_coupling="acdc", **small) / COMPLETION_MARKER).read_text()
+    )
     assert marker["size_coupling"] == "acdc"
 
 

@@ -44,10 +44,20 @@ def test_attribute_regularisation_orders_the_latent_dim():
     for name, attr_loss in (("beta", None), ("attri", AttributeRegularizationLoss([0, 1], gamma=10.0, delta=10.0))):
         torch.manual_seed(0)
         net = ConvVAE(image_size=32, channels=(16, 16), hidden=64, latent_dim=8)
-        trainer = VAETrainer("cpu", 5, _batches(x, a, 32), net, torch.optim.Adam(net.parameters(), 2e-3), beta=2.0,
-                             attribute_loss=attr_loss)
+        trainer = VAETrainer(
+            "cpu",
+            5,
+            _batches(x, a, 32),
+            net,
+            torch.optim.Adam(net.parameters(), 2e-3),
+            beta=2.0,
+            attribute_loss=attr_loss,
+        )
         losses = []
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(vae_loss_terms(e.state.output)["rec_loss"]))
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED,
+            lambda e, losses=losses: losses.append(vae_loss_terms(e.state.output)["rec_loss"]),
+        )
         trainer.run()
         assert np.mean(losses[-6:]) < 0.7 * np.mean(losses[:6]), name  # it learns
         z = _codes(net, x, a)
@@ -64,8 +74,16 @@ def test_soft_intro_updates_encoder_and_decoder_and_reports_terms():
     opt_d = torch.optim.Adam(net.decoder.parameters(), 1e-3)
     enc0 = [p.detach().clone() for p in net.encoder.parameters()]
     dec0 = [p.detach().clone() for p in net.decoder.parameters()]
-    trainer = SoftIntroTrainer("cpu", 1, _batches(x, a, 8), net, opt_e, opt_d, beta_neg=64.0,
-                               attribute_loss=AttributeRegularizationLoss([0, 1]))
+    trainer = SoftIntroTrainer(
+        "cpu",
+        1,
+        _batches(x, a, 8),
+        net,
+        opt_e,
+        opt_d,
+        beta_neg=64.0,
+        attribute_loss=AttributeRegularizationLoss([0, 1]),
+    )
     trainer.run()
     out = vae_loss_terms(trainer.state.output)
     assert all(not torch.equal(p0, p) for p0, p in zip(enc0, net.encoder.parameters()) if p.ndim > 1)
@@ -78,10 +96,19 @@ def test_soft_intro_loss_drops():
     torch.manual_seed(0)
     x, a = _disks(48)
     net = SoftIntroResNetVAE(image_size=32, channels=(8, 16), latent_dim=16)
-    trainer = SoftIntroTrainer("cpu", 5, _batches(x, a, 16), net, torch.optim.Adam(net.encoder.parameters(), 3e-3),
-                               torch.optim.Adam(net.decoder.parameters(), 3e-3), beta_neg=256.0)
+    trainer = SoftIntroTrainer(
+        "cpu",
+        5,
+        _batches(x, a, 16),
+        net,
+        torch.optim.Adam(net.encoder.parameters(), 3e-3),
+        torch.optim.Adam(net.decoder.parameters(), 3e-3),
+        beta_neg=256.0,
+    )
     losses = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(vae_loss_terms(e.state.output)["rec_loss"]))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.append(vae_loss_terms(e.state.output)["rec_loss"])
+    )
     trainer.run()
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 
@@ -90,16 +117,28 @@ def test_nan_input_stops_with_clear_message():
     x, a = _disks(4)
     x[0, 0, 0, 0] = float("nan")
     net = SoftIntroResNetVAE(image_size=32, channels=(8, 16), latent_dim=8)
-    trainer = SoftIntroTrainer("cpu", 1, _batches(x, a, 4), net, torch.optim.Adam(net.encoder.parameters()),
-                               torch.optim.Adam(net.decoder.parameters()))
+    trainer = SoftIntroTrainer(
+        "cpu",
+        1,
+        _batches(x, a, 4),
+        net,
+        torch.optim.Adam(net.encoder.parameters()),
+        torch.optim.Adam(net.decoder.parameters()),
+    )
     with pytest.raises(FloatingPointError, match="non-finite loss at iteration 1"):
         trainer.run()
     net2 = ConvVAE(image_size=32, channels=(8, 8))
     with pytest.raises(FloatingPointError, match="non-finite"):
         VAETrainer("cpu", 1, _batches(x, a, 4), net2, torch.optim.Adam(net2.parameters())).run()
     with pytest.raises(ValueError, match="no attributes"):
-        VAETrainer("cpu", 1, [{"image": torch.rand(2, 1, 32, 32)}], net2, torch.optim.Adam(net2.parameters()),
-                   attribute_loss=AttributeRegularizationLoss()).run()
+        VAETrainer(
+            "cpu",
+            1,
+            [{"image": torch.rand(2, 1, 32, 32)}],
+            net2,
+            torch.optim.Adam(net2.parameters()),
+            attribute_loss=AttributeRegularizationLoss(),
+        ).run()
 
 
 def test_elbo_pieces_hand_computed():
@@ -107,7 +146,9 @@ def test_elbo_pieces_hand_computed():
 
     mu, logvar = torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [math.log(2.0), 0.0]])
     # 0.5 (mu² + σ² − 1 − log σ²): sample 0 -> 0.5; sample 1 -> 0.5 (2 − 1 − log 2)
-    np.testing.assert_allclose(gaussian_kl(mu, logvar, "none").numpy(), [0.5, 0.5 * (1 - math.log(2.0))], rtol=1e-6)
+    np.testing.assert_allclose(
+        gaussian_kl(mu, logvar, "per_sample").numpy(), [0.5, 0.5 * (1 - math.log(2.0))], rtol=1e-6
+    )
     x, t = torch.full((2, 1, 2, 2), 0.5), torch.zeros(2, 1, 2, 2)
     assert reconstruction_error(x, t, "mse").item() == pytest.approx(4 * 0.25)  # summed over voxels, batch mean
     assert reconstruction_error(x, t, "bce").item() == pytest.approx(4 * math.log(2.0), rel=1e-5)

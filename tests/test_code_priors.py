@@ -47,7 +47,7 @@ def test_pixelcnn_has_no_blind_spot():
     prior = GatedPixelCNNPrior(K, channels=8, num_layers=3, kernel_size=3).eval()
     codes = torch.randint(0, K, (1, 5, 5))
     base = prior.logits(codes)[0, :, 2, 2]
-    for (i, j) in [(2, 1), (1, 3), (1, 2), (0, 4)]:  # left, above-right (the classic blind spot), above, two rows up
+    for i, j in [(2, 1), (1, 3), (1, 2), (0, 4)]:  # left, above-right (the classic blind spot), above, two rows up
         changed = codes.clone()
         changed[0, i, j] = (changed[0, i, j] + 1) % K
         assert not torch.allclose(prior.logits(changed)[0, :, 2, 2], base), (i, j)
@@ -89,8 +89,9 @@ def test_prior_learns_structure_and_samples_it(prior):
 
 def _tiny_stage1():
     torch.manual_seed(0)
-    net = ResNetAutoencoder(2, 1, channels=(8, 16), latent_channels=4, num_res_blocks=1,
-                            bottleneck=VectorQuantizer(K, 4, init_std=1.0))
+    net = ResNetAutoencoder(
+        2, 1, channels=(8, 16), latent_channels=4, num_res_blocks=1, bottleneck=VectorQuantizer(K, 4, init_std=1.0)
+    )
     return VQStage1(net)
 
 
@@ -111,12 +112,20 @@ def test_prior_trainer_and_report_write_nll_and_samples(tmp_path):
     data = [{"image": torch.rand(4, 1, 16, 16)} for _ in range(2)]
     report = CodePriorReport(str(tmp_path), prior, stage1, data, spatial_shape=(4, 4), num_samples=3, method="vq")
     losses = []
-    trainer = CodePriorTrainer(device=torch.device("cpu"), max_epochs=15, train_data_loader=data, network=prior,
-                               optimizer=torch.optim.Adam(prior.parameters(), 1e-2), stage1=stage1,
-                               train_handlers=[report])
+    trainer = CodePriorTrainer(
+        device=torch.device("cpu"),
+        max_epochs=15,
+        train_data_loader=data,
+        network=prior,
+        optimizer=torch.optim.Adam(prior.parameters(), 1e-2),
+        stage1=stage1,
+        train_handlers=[report],
+    )
     from ignite.engine import Events
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(prior_loss_terms(e.state.output)["loss"]))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.append(prior_loss_terms(e.state.output)["loss"])
+    )
     trainer.run()
     assert losses[-1] < losses[0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -126,5 +135,11 @@ def test_prior_trainer_and_report_write_nll_and_samples(tmp_path):
     samples = sorted((tmp_path / "samples").glob("sample_*.nii.gz"))
     assert len(samples) == 3 and nib.load(samples[0]).shape == (16, 16)
     with pytest.raises(ValueError, match="prior models 5 codes"):
-        CodePriorTrainer(device="cpu", max_epochs=1, train_data_loader=data, network=GatedPixelCNNPrior(5),
-                         optimizer=torch.optim.Adam(prior.parameters()), stage1=stage1)
+        CodePriorTrainer(
+            device="cpu",
+            max_epochs=1,
+            train_data_loader=data,
+            network=GatedPixelCNNPrior(5),
+            optimizer=torch.optim.Adam(prior.parameters()),
+            stage1=stage1,
+        )

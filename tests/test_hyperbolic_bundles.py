@@ -6,16 +6,27 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
 from conftest import REPO, SCHEMA, run_bundle
+from ignite.engine import Events
 
-from monai_genvq.data import discover_hierarchy_toy, ensure_hierarchy_toy, generate_synthetic_brats, generate_synthetic_cryoet, load_volume
-from monai_genvq.engines import HyperbolicSegmentation, HyperbolicVAETrainer, hyperbolic_loss_terms
-from monai_genvq.losses import hierarchical_triplet_loss
-from monai_genvq.networks import HyperbolicVAE
-from monai_genvq.transforms import TripletPatchSamplerd
+from monai_genvq.apps.hyperbolic import (
+    HyperbolicSegmentation,
+    HyperbolicVAE,
+    HyperbolicVAETrainer,
+    TripletPatchSamplerd,
+    discover_hierarchy_toy,
+    ensure_hierarchy_toy,
+    generate_synthetic_brats,
+    generate_synthetic_cryoet,
+    hierarchical_triplet_loss,
+    hyperbolic_loss_terms,
+)
+from monai_genvq.data import load_volume
 
-BUNDLES = {name: REPO / "bundles" / name / "configs" for name in ("hyperbolic_toy_seg", "hyperbolic_brats_seg", "hyperbolic_cryoet_seg")}
+BUNDLES = {
+    name: REPO / "bundles" / name / "configs"
+    for name in ("hyperbolic_toy_seg", "hyperbolic_brats_seg", "hyperbolic_cryoet_seg")
+}
 SHORT = ("--max_epochs", "1", "--triplets_per_volume", "4")
 
 
@@ -33,7 +44,17 @@ def test_metadata_and_configs(name):
     meta = json.loads((configs / "metadata.json").read_text())
     assert meta["version"] in meta["changelog"]
     train = json.loads((configs / "train.json").read_text())
-    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "initialize", "run", "training"):
+    for key in (
+        "bundle_root",
+        "device",
+        "dataset_dir",
+        "network_def",
+        "network",
+        "train",
+        "initialize",
+        "run",
+        "training",
+    ):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
     for variant in ("euclidean", "no_gyroconv", "no_triplet", "riemannian", "intensity"):
@@ -41,24 +62,35 @@ def test_metadata_and_configs(name):
 
 
 def _batches(records, n_batches, triplets, seed=0):
-    sampler = TripletPatchSamplerd("image", num_samples=triplets, patch_size=10, parent_size=(14, 24)).set_random_state(seed)
+    sampler = TripletPatchSamplerd("image", num_samples=triplets, patch_size=10, parent_size=(14, 24)).set_random_state(
+        seed
+    )
     vols = [{"image": load_volume(r["image"])[0]} for r in records]
     for i in range(n_batches):
         items = sampler(vols[i % len(vols)])
         yield {k: torch.stack([it[k] for it in items]) for k in ("parent", "child", "negative")}
 
 
-@pytest.mark.parametrize("config", [
-    {},
-    {"distribution": "riemannian"},
-    {"curvature": 0.0, "decoder_head": "linear"},
-    {"decoder_head": "gyroplane"},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"distribution": "riemannian"},
+        {"curvature": 0.0, "decoder_head": "linear"},
+        {"decoder_head": "gyroplane"},
+    ],
+)
 def test_trainer_runs_every_configuration(config, tiny_toy):
     torch.manual_seed(0)
     net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4, **config)
-    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(discover_hierarchy_toy(tiny_toy), 2, 4)), net,
-                                   torch.optim.Adam(net.parameters(), 1e-3), triplet_weight=1.0)
+    trainer = HyperbolicVAETrainer(
+        torch.device("cpu"),
+        1,
+        list(_batches(discover_hierarchy_toy(tiny_toy), 2, 4)),
+        net,
+        torch.optim.Adam(net.parameters(), 1e-3),
+        triplet_weight=1.0,
+    )
     trainer.run()
     out = hyperbolic_loss_terms(trainer.state.output)
     assert all(torch.isfinite(torch.as_tensor(out[k])) for k in ("loss", "rec_loss", "kl", "triplet"))
@@ -70,8 +102,15 @@ def test_trainer_logs_the_triplet_loss_it_is_configured_with(squared, tiny_toy):
     torch.manual_seed(0)
     net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
     batch = next(_batches(discover_hierarchy_toy(tiny_toy), 1, 8))
-    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, [batch], net, torch.optim.SGD(net.parameters(), lr=0.0),
-                                   margin=2.0, squared_triplet=squared)
+    trainer = HyperbolicVAETrainer(
+        torch.device("cpu"),
+        1,
+        [batch],
+        net,
+        torch.optim.SGD(net.parameters(), lr=0.0),
+        margin=2.0,
+        squared_triplet=squared,
+    )
     trainer.run()
     with torch.no_grad():
         mu = {k: net.encode(torch.as_tensor(batch[k]).float())[0] for k in ("parent", "child", "negative")}
@@ -84,10 +123,16 @@ def test_default_triplet_weight_shapes_the_embedding(tiny_toy):
     records = discover_hierarchy_toy(tiny_toy)
     train, held_out = list(_batches(records, 24, 16)), next(_batches(records, 1, 64, seed=1))
     triplet_after = {}
-    for name, kwargs in (("default", {}), ("weight_1", {"triplet_weight": 1.0}), ("no_triplet", {"triplet_weight": 0.0})):
+    for name, kwargs in (
+        ("default", {}),
+        ("weight_1", {"triplet_weight": 1.0}),
+        ("no_triplet", {"triplet_weight": 0.0}),
+    ):
         torch.manual_seed(0)
         net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(4, 8, 8, 8), gyro_channels=4)
-        HyperbolicVAETrainer(torch.device("cpu"), 1, train, net, torch.optim.Adam(net.parameters(), 2e-3), kl_weight=0.1, **kwargs).run()
+        HyperbolicVAETrainer(
+            torch.device("cpu"), 1, train, net, torch.optim.Adam(net.parameters(), 2e-3), kl_weight=0.1, **kwargs
+        ).run()
         net.eval()
         with torch.no_grad():
             mu = {k: net.encode(held_out[k])[0] for k in ("parent", "child", "negative")}
@@ -103,14 +148,26 @@ def test_short_training_loss_drops_and_beats_untrained_model(cache_dir, tmp_path
     net = HyperbolicVAE(patch_size=10, latent_dim=2, channels=(8, 16, 16, 16), gyro_channels=8)
     levels = {"level1": ("label_level1", 2, [0, 1]), "level2": ("label_level2", 4, [0, 1, 2, 3])}
     test = discover_hierarchy_toy(root, "test")
-    before = HyperbolicSegmentation(net, test, levels, tmp_path / "m" / "before" / "eval", write_segmentations=False).run()
+    before = HyperbolicSegmentation(
+        net, test, levels, tmp_path / "m" / "before" / "eval", write_segmentations=False
+    ).run()
     losses = []
-    trainer = HyperbolicVAETrainer(torch.device("cpu"), 1, list(_batches(records, 60, 16)), net,
-                                   torch.optim.Adam(net.parameters(), 3e-3), kl_weight=0.5)
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(hyperbolic_loss_terms(e.state.output)["rec_loss"]))
+    trainer = HyperbolicVAETrainer(
+        torch.device("cpu"),
+        1,
+        list(_batches(records, 60, 16)),
+        net,
+        torch.optim.Adam(net.parameters(), 3e-3),
+        kl_weight=0.5,
+    )
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.append(hyperbolic_loss_terms(e.state.output)["rec_loss"])
+    )
     trainer.run()
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), "the reconstruction loss must drop"
-    after = HyperbolicSegmentation(net, test, levels, tmp_path / "m" / "after" / "eval", write_segmentations=False).run()
+    after = HyperbolicSegmentation(
+        net, test, levels, tmp_path / "m" / "after" / "eval", write_segmentations=False
+    ).run()
     d_before, d_after = before["levels"]["level1"]["mean"], after["levels"]["level1"]["mean"]
     assert d_after > 0.8 and d_after > d_before, (d_before, d_after)
     assert (tmp_path / "m" / "comparison.md").read_text().count("|") > 6
@@ -121,7 +178,13 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     configs = [BUNDLES["hyperbolic_toy_seg"] / "train.json"]
     run_bundle("training", configs, tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
     assert (tmp_path / "outputs" / "hyperbolic" / "models" / "model.pt").is_file()
-    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(tiny_toy))
+    run_bundle(
+        "evaluating",
+        configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],
+        tmp_path,
+        "--dataset_dir",
+        str(tiny_toy),
+    )
     eval_dir = tmp_path / "outputs" / "hyperbolic" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert set(metrics["levels"]) == {"level1", "level2", "level3"} and metrics["clustering"] == "poincare"
@@ -133,7 +196,9 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     assert set(np.unique(np.asarray(seg.dataobj))) <= set(range(8))
     # inference on unlabelled inputs: cluster maps and the per-voxel embedding image, in the input geometry
     (tmp_path / "inputs").mkdir()
-    (tmp_path / "inputs" / "case.nii.gz").write_bytes(open(discover_hierarchy_toy(tiny_toy, "test")[0]["image"], "rb").read())
+    (tmp_path / "inputs" / "case.nii.gz").write_bytes(
+        open(discover_hierarchy_toy(tiny_toy, "test")[0]["image"], "rb").read()
+    )
     run_bundle("inferring", [BUNDLES["hyperbolic_toy_seg"] / "inference.json"], tmp_path)
     inf = tmp_path / "outputs" / "hyperbolic" / "inference"
     emb = nib.load(inf / "embeddings" / "case_embedding.nii.gz")
@@ -141,16 +206,38 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     assert np.all(np.linalg.norm(np.asarray(emb.dataobj), axis=-1) < 1.0), "embeddings lie inside the unit ball"
     assert set(np.unique(np.asarray(nib.load(inf / "segmentations" / "case_level2.nii.gz").dataobj))) <= {0, 1, 2, 3}
     # the Euclidean ablation trains through the same CLI and lands in the comparison table
-    run_bundle("training", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json"], tmp_path, "--dataset_dir", str(tiny_toy), *SHORT)
-    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json", BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],
-               tmp_path, "--dataset_dir", str(tiny_toy))
+    run_bundle(
+        "training",
+        configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json"],
+        tmp_path,
+        "--dataset_dir",
+        str(tiny_toy),
+        *SHORT,
+    )
+    run_bundle(
+        "evaluating",
+        configs + [BUNDLES["hyperbolic_toy_seg"] / "euclidean.json", BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"],
+        tmp_path,
+        "--dataset_dir",
+        str(tiny_toy),
+    )
     # the k-means-on-intensity reference needs no training and joins the same table
-    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json", BUNDLES["hyperbolic_toy_seg"] / "intensity.json"],
-               tmp_path, "--dataset_dir", str(tiny_toy))
+    run_bundle(
+        "evaluating",
+        configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json", BUNDLES["hyperbolic_toy_seg"] / "intensity.json"],
+        tmp_path,
+        "--dataset_dir",
+        str(tiny_toy),
+    )
     table = (tmp_path / "outputs" / "comparison.md").read_text()
     assert all(name in table for name in ("hyperbolic", "euclidean", "intensity", "level3"))
-    assert json.loads((tmp_path / "outputs" / "euclidean" / "eval" / "metrics.json").read_text())["clustering"] == "euclidean"
-    assert json.loads((tmp_path / "outputs" / "intensity" / "eval" / "metrics.json").read_text())["embedding"].startswith("input intensities")
+    assert (
+        json.loads((tmp_path / "outputs" / "euclidean" / "eval" / "metrics.json").read_text())["clustering"]
+        == "euclidean"
+    )
+    assert json.loads((tmp_path / "outputs" / "intensity" / "eval" / "metrics.json").read_text())[
+        "embedding"
+    ].startswith("input intensities")
 
 
 @pytest.mark.slow
@@ -165,8 +252,17 @@ def test_brats_bundle_cli_on_2023_layout(tmp_path):
     assert 0 <= wt["per_label"]["1"]["mean"] <= 1
     # the wrong label convention (2021 has no label 3) is refused with a clear message
     with pytest.raises(AssertionError, match="not in the label convention"):
-        run_bundle("evaluating", configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"], tmp_path,
-                   "--dataset_dir", str(data), "--n_test", "1", "--label_map", "2021")
+        run_bundle(
+            "evaluating",
+            configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"],
+            tmp_path,
+            "--dataset_dir",
+            str(data),
+            "--n_test",
+            "1",
+            "--label_map",
+            "2021",
+        )
 
 
 @pytest.mark.slow
@@ -176,7 +272,13 @@ def test_cryoet_bundle_cli_writes_mrc(tmp_path):
     data = generate_synthetic_cryoet(tmp_path / "tomo", n_tomograms=2, shape=(24, 32, 32))
     configs = [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"]
     run_bundle("training", configs, tmp_path, "--dataset_dir", str(data), *SHORT)
-    run_bundle("evaluating", configs + [BUNDLES["hyperbolic_cryoet_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(data))
+    run_bundle(
+        "evaluating",
+        configs + [BUNDLES["hyperbolic_cryoet_seg"] / "evaluate.json"],
+        tmp_path,
+        "--dataset_dir",
+        str(data),
+    )
     metrics = json.loads((tmp_path / "outputs" / "hyperbolic" / "eval" / "metrics.json").read_text())
     assert 0 <= metrics["levels"]["classes"]["mean"] <= 1
     with mrcfile.open(tmp_path / "outputs" / "hyperbolic" / "eval" / "segmentations" / "model_1_classes.mrc") as mrc:
@@ -189,4 +291,11 @@ def test_cli_unreadable_mrc_fails_clearly(tmp_path):
     data.mkdir(parents=True)
     (data / "reconstruction.mrc").write_bytes(b"garbage" * 100)
     with pytest.raises(AssertionError, match="cannot read MRC file.*reconstruction.mrc"):
-        run_bundle("training", [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"], tmp_path, "--dataset_dir", str(tmp_path / "tomo"), *SHORT)
+        run_bundle(
+            "training",
+            [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"],
+            tmp_path,
+            "--dataset_dir",
+            str(tmp_path / "tomo"),
+            *SHORT,
+        )

@@ -4,10 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.clustering import euclidean_kmeans, frechet_mean, pairwise_dist, poincare_kmeans
+from monai_genvq.apps.hyperbolic import (
+    as_curvature,
+    dist,
+    euclidean_kmeans,
+    expmap0,
+    frechet_mean,
+    pairwise_dist,
+    poincare_kmeans,
+)
+from monai_genvq.apps.hyperbolic.manifold import gmath
 from monai_genvq.metrics import ClusterDiceMetric, dice_matrix, hungarian_dice
-from monai_genvq.networks.hyperbolic import as_curvature, dist, expmap0
-from monai_genvq.networks.hyperbolic.manifold import gmath
 
 
 def test_pairwise_dist_equals_geoopt():
@@ -78,8 +85,15 @@ def test_hungarian_dice_known_answer():
     # a label absent from the map and unmatched: Dice 0 (more labels than clusters)
     assert np.isclose(hungarian_dice(np.zeros(4, int), np.array([0, 0, 1, 1]))[0], (2 * 2 / 6) / 2)
     # an empty label matched to an empty cluster scores empty_value
-    assert hungarian_dice(np.array([0, 0, 1]), np.array([0, 0, 1]), label_ids=[0, 1, 2], pred_ids=[0, 1, 2], empty_value=1.0)[0] == 1.0
-    assert hungarian_dice(np.array([0, 0, 1]), np.array([0, 0, 1]), label_ids=[0, 1, 2], pred_ids=[0, 1, 2], empty_value=0.0)[0] == pytest.approx(2 / 3)
+    assert (
+        hungarian_dice(
+            np.array([0, 0, 1]), np.array([0, 0, 1]), label_ids=[0, 1, 2], pred_ids=[0, 1, 2], empty_value=1.0
+        )[0]
+        == 1.0
+    )
+    assert hungarian_dice(
+        np.array([0, 0, 1]), np.array([0, 0, 1]), label_ids=[0, 1, 2], pred_ids=[0, 1, 2], empty_value=0.0
+    )[0] == pytest.approx(2 / 3)
     assert dice_matrix(np.array([0, 1]), np.array([0, 1]), [0, 1], [0, 1]).tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 

@@ -7,22 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.data import (
+from monai_genvq.apps.hyperbolic import (
     LEVEL_CLASSES,
-    VolumeFileError,
+    TripletPatchSampler,
+    TripletPatchSamplerd,
     discover_cryoet,
     discover_hierarchy_toy,
     ensure_hierarchy_toy,
-    load_volume,
-    read_mrc,
-    save_segmentation,
-    write_mrc,
 )
-from monai_genvq.data.synthetic.hierarchy_toy import generate_hierarchy_volume, level_map
-from monai_genvq.engines.inferers import cluster_embedding
+from monai_genvq.apps.hyperbolic.inferer import cluster_embedding
+from monai_genvq.apps.hyperbolic.synthetic_toy import generate_hierarchy_volume, level_map
+from monai_genvq.data import VolumeFileError, load_volume, read_mrc, save_segmentation, write_mrc
 from monai_genvq.metrics import hungarian_dice
 from monai_genvq.networks import IntensityEmbedding
-from monai_genvq.transforms import TripletPatchSampler, TripletPatchSamplerd
 
 
 def _boxes_from_marker_volume():
@@ -60,7 +57,9 @@ def test_triplet_parents_centred_in_the_mask_computed_once_per_volume():
     # a parent of side >= 16 centred at x < 6 is clipped to start at x = 0 (less half a resampled voxel)
     assert all(float(parent[0].amin()) < 1.5 for parent, _, _ in triplets)
     with pytest.raises(ValueError, match="case_3.*sampling mask is empty"):
-        TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=lambda v: np.zeros(v.shape[1:], bool))(vol, name="case_3")
+        TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=lambda v: np.zeros(v.shape[1:], bool))(
+            vol, name="case_3"
+        )
 
 
 def test_triplet_dict_version_and_errors():

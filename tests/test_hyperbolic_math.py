@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from monai_genvq.networks.hyperbolic import (
+from monai_genvq.apps.hyperbolic import (
     GyroplaneConv3d,
     GyroplaneLayer,
     HyperbolicVAE,
@@ -15,6 +15,7 @@ from monai_genvq.networks.hyperbolic import (
     expmap0,
     gyroplane_conv3d,
     gyroplane_distance,
+    hierarchical_triplet_loss,
     logmap0,
     project,
     riemannian_normal_log_prob,
@@ -24,8 +25,8 @@ from monai_genvq.networks.hyperbolic import (
     wrapped_normal_log_prob,
     wrapped_normal_rsample,
 )
-from monai_genvq.losses import hierarchical_triplet_loss
-from monai_genvq.networks.hyperbolic.manifold import BOUNDARY_EPS, boundary_radius, gmath, lambda_x, log_sinhc
+from monai_genvq.apps.hyperbolic.manifold import BOUNDARY_EPS, boundary_radius, gmath, lambda_x, log_sinhc
+
 
 @pytest.fixture(autouse=True)
 def _float64():
@@ -46,7 +47,9 @@ def test_geoopt_identities_the_layers_rely_on(c):
     # Riemannian norm at the origin is λ_0‖u‖ = 2‖u‖: d(0, expmap0(u)) = 2‖u‖ (the convention of distributions.py)
     assert torch.allclose(dist(torch.zeros_like(x), x, k), 2 * u.norm(dim=-1), atol=1e-8)
     # closed form 2/√c artanh(√c‖x‖)
-    assert torch.allclose(dist(torch.zeros_like(x), x, k), 2 / math.sqrt(c) * torch.atanh(math.sqrt(c) * x.norm(dim=-1)))
+    assert torch.allclose(
+        dist(torch.zeros_like(x), x, k), 2 / math.sqrt(c) * torch.atanh(math.sqrt(c) * x.norm(dim=-1))
+    )
     # transport from the origin is the scaling λ_0/λ_y
     v = torch.randn(20, 3)
     assert torch.allclose(gmath.parallel_transport0(x, v, k=k), v * 2 / lambda_x(x, k, keepdim=True))
@@ -62,8 +65,16 @@ def test_geoopt_identities_the_layers_rely_on(c):
 
 def test_log_sinhc_matches_direct_formula_and_limits():
     x = torch.tensor([0.0, 1e-5, 0.5, 3.0, 30.0, 300.0])
-    ref = torch.tensor([0.0, 1e-10 / 6, math.log(math.sinh(0.5) / 0.5), math.log(math.sinh(3.0) / 3.0),
-                        30 - math.log(60.0) + math.log1p(-math.exp(-60)), 300 - math.log(600.0)])
+    ref = torch.tensor(
+        [
+            0.0,
+            1e-10 / 6,
+            math.log(math.sinh(0.5) / 0.5),
+            math.log(math.sinh(3.0) / 3.0),
+            30 - math.log(60.0) + math.log1p(-math.exp(-60)),
+            300 - math.log(600.0),
+        ]
+    )
     assert torch.allclose(log_sinhc(x), ref, rtol=1e-9, atol=1e-12)
 
 
@@ -107,7 +118,9 @@ def test_wrapped_normal_samples_match_the_tangent_gaussian():
 @pytest.mark.parametrize("sigma", [0.3, 1.0, 1.8])
 def test_riemannian_normal_density_integrates_to_one(sigma):
     mu = torch.tensor([0.2, 0.4])
-    total = _integrate_disk(lambda z: riemannian_normal_log_prob(z, mu, torch.tensor([sigma]), 1.0), 1.0, r_max=18.0, nr=6000)
+    total = _integrate_disk(
+        lambda z: riemannian_normal_log_prob(z, mu, torch.tensor([sigma]), 1.0), 1.0, r_max=18.0, nr=6000
+    )
     assert abs(total - 1.0) < 2e-3
 
 
@@ -117,14 +130,21 @@ def test_riemannian_normal_radius_cdf_and_ks(d, sigma):
     s = torch.tensor(sigma)
     # the closed-form CDF equals the quadrature of the radial density
     for r in (0.2, 1.0, 3.0):
-        quad, _ = integrate.quad(lambda t: math.exp(float(riemannian_normal_radius_log_density(torch.tensor(t), s, c, d))), 0, r)
+        quad, _ = integrate.quad(
+            lambda t: math.exp(float(riemannian_normal_radius_log_density(torch.tensor(t), s, c, d))), 0, r
+        )
         assert abs(quad - float(riemannian_normal_radius_cdf(torch.tensor(r), s, c, d))) < 1e-6
     torch.manual_seed(0)
     radii = riemannian_normal_sample_radius(torch.full((4000,), sigma), c, d)
     cdf = lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), s, c, d).numpy()  # noqa: E731
     assert stats.kstest(radii.numpy(), cdf).pvalue > 1e-3
     # a wrong σ is rejected by the same test
-    assert stats.kstest(radii.numpy(), lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), s * 1.3, c, d).numpy()).pvalue < 1e-3
+    assert (
+        stats.kstest(
+            radii.numpy(), lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), s * 1.3, c, d).numpy()
+        ).pvalue
+        < 1e-3
+    )
 
 
 def test_riemannian_normal_sigma_gradient_matches_finite_difference():
@@ -197,7 +217,9 @@ def test_gyroplane_conv3d_equals_naive_loop(c, padding):
     assert torch.allclose(got, expected, atol=1e-8)
     # and the functional form agrees with the layer's gyroplanes applied one by one
     single = gyroplane_conv3d(x[:, :, :3, :3, :3], p, a, c)
-    manual = gyroplane_distance(x[:, :, :3, :3, :3].reshape(2, 2, 27).transpose(1, 2)[:, None], p[None], a[None], c).sum(-1)
+    manual = gyroplane_distance(
+        x[:, :, :3, :3, :3].reshape(2, 2, 27).transpose(1, 2)[:, None], p[None], a[None], c
+    ).sum(-1)
     assert torch.allclose(single.reshape(2, 3), manual, atol=1e-10)
 
 
@@ -226,7 +248,7 @@ def test_points_at_or_beyond_the_edge_are_clamped_without_nan(norm):
         gyroplane_distance(x, y, torch.ones_like(y), c),
     ):
         assert torch.isfinite(value).all()
-    from monai_genvq.clustering import pairwise_dist
+    from monai_genvq.apps.hyperbolic import pairwise_dist
 
     assert torch.isfinite(pairwise_dist(x, y, c)).all()
     # huge encoder outputs map to finite points strictly inside the ball
@@ -259,7 +281,6 @@ def test_embed_volume_equals_patchwise_encoding():
         net.encode(torch.rand(2, 1, 8, 8, 8))
 
 
-
 def test_embed_volume_zoom_resamples_in_and_out():
     torch.set_default_dtype(torch.float32)
     torch.manual_seed(0)
@@ -287,8 +308,9 @@ def test_embed_volume_zoom_resamples_in_and_out():
     with pytest.raises(ValueError, match="zoom"):
         net.embed_volume(const, zoom=0.0)
 
+
 def test_bound_tangent0_known_answers_and_identity_near_zero():
-    from monai_genvq.networks.hyperbolic import bound_tangent0
+    from monai_genvq.apps.hyperbolic import bound_tangent0
 
     u = torch.tensor([[0.3, -0.4], [0.0, 0.0], [1e-7, 0.0], [1e9, 0.0]])
     out = bound_tangent0(u, 4.0)  # R = 2: ‖out‖ = 2 tanh(‖u‖/2)

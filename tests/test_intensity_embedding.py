@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.engines import HyperbolicSegmentation
+from monai_genvq.apps.hyperbolic import HyperbolicSegmentation
 from monai_genvq.networks import IntensityEmbedding
 
 
@@ -49,8 +49,14 @@ def test_segmentation_with_intensity_embedding_recovers_intensity_classes(tmp_pa
     nib.save(nib.Nifti1Image(label, np.eye(4)), tmp_path / "lab.nii.gz")
     records = [{"image": str(tmp_path / "img.nii.gz"), "label": str(tmp_path / "lab.nii.gz"), "name": "case"}]
     out = tmp_path / "outputs" / "intensity" / "eval"
-    metrics = HyperbolicSegmentation(IntensityEmbedding(sigma=0), records, {"classes": ("label", 3, [0, 1, 2])}, out,
-                                     method="intensity", figures=False).run()
+    metrics = HyperbolicSegmentation(
+        IntensityEmbedding(sigma=0),
+        records,
+        {"classes": ("label", 3, [0, 1, 2])},
+        out,
+        method="intensity",
+        figures=False,
+    ).run()
     assert metrics["clustering"] == "euclidean" and metrics["embedding"] == "input intensities per voxel"
     assert metrics["levels"]["classes"]["mean"] == pytest.approx(1.0)
     assert "intensity" in (tmp_path / "outputs" / "comparison.md").read_text()

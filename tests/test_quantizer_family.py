@@ -259,14 +259,24 @@ def test_new_quantizers_plug_into_autoencoder_and_monai_vqvae():
 
     x = torch.randn(2, 1, 16, 16)
     for quantizer in _new_quantizers(d=4):
-        net = ResNetAutoencoder(spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4,
-                                num_res_blocks=1, bottleneck=quantizer)
+        net = ResNetAutoencoder(
+            spatial_dims=2, in_channels=1, channels=(8, 16), latent_channels=4, num_res_blocks=1, bottleneck=quantizer
+        )
         out = net(x)
         (out.reconstruction.square().mean() + out.bottleneck.loss).backward()
         assert net.encoder[0].conv.weight.grad is not None
-    vqvae = VQVAE(spatial_dims=2, in_channels=1, out_channels=1, channels=(8, 16), num_res_channels=(8, 16),
-                  num_res_layers=1, embedding_dim=4, num_embeddings=16,
-                  downsample_parameters=((2, 4, 1, 1),) * 2, upsample_parameters=((2, 4, 1, 1, 0),) * 2)
+    vqvae = VQVAE(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=(8, 16),
+        num_res_channels=(8, 16),
+        num_res_layers=1,
+        embedding_dim=4,
+        num_embeddings=16,
+        downsample_parameters=((2, 4, 1, 1),) * 2,
+        upsample_parameters=((2, 4, 1, 1, 0),) * 2,
+    )
     vqvae.quantizer = MonaiQuantizerAdapter(NeuralGasQuantizer(16, 4, lambda_init=2.0))
     reconstruction, loss = vqvae(x)
     (reconstruction.square().mean() + loss).backward()
@@ -276,8 +286,13 @@ def test_new_quantizers_plug_into_autoencoder_and_monai_vqvae():
 def test_codebook_use_and_statistics_known_answers():
     assert math.isclose(float(codebook_use(4, torch.tensor([0, 0, 3]))), 0.5)
     stats = codebook_statistics(8, torch.tensor([0, 1, 2, 3] * 5), collapse_threshold=2.0)
-    assert stats == {"perplexity": pytest.approx(4.0), "code_use": 0.5, "codes_used": 4, "num_embeddings": 8,
-                     "collapsed": False}
+    assert stats == {
+        "perplexity": pytest.approx(4.0),
+        "code_use": 0.5,
+        "codes_used": 4,
+        "num_embeddings": 8,
+        "collapsed": False,
+    }
     assert codebook_statistics(8, torch.zeros(20, dtype=torch.long), collapse_threshold=2.0)["collapsed"] is True
 
 
@@ -313,14 +328,21 @@ def test_dead_codes_are_reseeded_from_batch_latents(cls):
         assert torch.equal(quantizer.codebook[2], before), "re-seeding waits for the next step's start"
     quantizer(z)  # code 2 is re-seeded before this step's assignment
     latents = z[0].t()
-    assert any(torch.allclose(quantizer.codebook[2], v, atol=0.05 * scale) for v in latents), "code 2 re-seeded from the batch"
+    assert any(torch.allclose(quantizer.codebook[2], v, atol=0.05 * scale) for v in latents), (
+        "code 2 re-seeded from the batch"
+    )
     assert float(quantizer.codebook[2].abs().max()) < 2 * scale
 
 
-@pytest.mark.parametrize("make", [lambda: NeuralGasQuantizer(8, 4, lambda_init=2.0, dead_code_steps=1),
-                                  lambda: FuzzyCMeansQuantizer(8, 4, dead_code_steps=1, output="soft"),
-                                  lambda: SampledExpectationQuantizer(8, 4, dead_code_steps=1, data_init=True)],
-                         ids=["neural_gas", "fcm_soft", "sampled_expectation"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NeuralGasQuantizer(8, 4, lambda_init=2.0, dead_code_steps=1),
+        lambda: FuzzyCMeansQuantizer(8, 4, dead_code_steps=1, output="soft"),
+        lambda: SampledExpectationQuantizer(8, 4, dead_code_steps=1, data_init=True),
+    ],
+    ids=["neural_gas", "fcm_soft", "sampled_expectation"],
+)
 def test_codebook_reseeding_never_breaks_backward(make):
     torch.manual_seed(0)
     quantizer = make().train()
@@ -333,11 +355,22 @@ def test_codebook_reseeding_never_breaks_backward(make):
         opt.zero_grad()
     assert torch.isfinite(quantizer.codebook).all()
     if isinstance(quantizer, EMAQuantizer):
-        assert float(quantizer.cluster_size[2]) == 1.0 and torch.allclose(quantizer.embedding_sum[2], quantizer.codebook[2])
+        assert float(quantizer.cluster_size[2]) == 1.0 and torch.allclose(
+            quantizer.embedding_sum[2], quantizer.codebook[2]
+        )
 
 
-@pytest.mark.parametrize("cls", [VectorQuantizer, EMAQuantizer, NeuralGasQuantizer, FuzzyCMeansQuantizer,
-                                 SampledExpectationQuantizer, GumbelQuantizer])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        VectorQuantizer,
+        EMAQuantizer,
+        NeuralGasQuantizer,
+        FuzzyCMeansQuantizer,
+        SampledExpectationQuantizer,
+        GumbelQuantizer,
+    ],
+)
 def test_data_init_seeds_codebook_once_from_training_latents(cls):
     torch.manual_seed(0)
     quantizer = cls(4, 3, data_init=True)

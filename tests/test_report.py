@@ -8,27 +8,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, run_bundle
 from ignite.engine import Engine
 from matplotlib.image import imread
 
-from conftest import REPO, run_bundle
-from monai_genvq.handlers import CardiacEvaluationReport, QuantizerEvaluationReport, StreamlineEvaluationReport
+from monai_genvq.apps.cardiac import CardiacEvaluationReport
+from monai_genvq.apps.hyperbolic import poincare_disk_2d
+from monai_genvq.apps.streamlines import StreamlineEvaluationReport, save_streamline_render
+from monai_genvq.apps.streamlines.transforms import StreamlineNormalizer
+from monai_genvq.engines import VAEEvaluator
+from monai_genvq.handlers import QuantizerEvaluationReport
 from monai_genvq.networks import ConvVAE, ResNetAutoencoder, VectorQuantizer
 from monai_genvq.report import ReportError, build_report, main, write_report
-from monai_genvq.reporting import format_mean_std
-from monai_genvq.transforms.streamlines import StreamlineNormalizer
+from monai_genvq.utils.tables import format_mean_std
 from monai_genvq.visualize import (
     image_grid,
-    poincare_disk_2d,
     project_codes,
     save_image_grid,
     save_latent_projection,
     save_segmentation_slices,
-    save_streamline_render,
 )
-from monai_genvq.engines import VAEEvaluator
 
-BUNDLES = ("streamlines_vqdiff", "vq_quantizers", "cardiac_attri_sivae", "hyperbolic_toy_seg", "hyperbolic_brats_seg", "anatomical_prior_seg")
+BUNDLES = (
+    "streamlines_vqdiff",
+    "vq_quantizers",
+    "cardiac_attri_sivae",
+    "hyperbolic_toy_seg",
+    "hyperbolic_brats_seg",
+    "anatomical_prior_seg",
+)
 
 
 def _png(path):
@@ -86,14 +94,16 @@ def test_tsne_keeps_clusters_and_poincare_disk_is_exact(tmp_path):
     rng = np.random.default_rng(1)
     many = rng.normal(size=(200, 5))
     many = 0.99 * many / (1 + np.linalg.norm(many, axis=1, keepdims=True))
-    disk = save_latent_projection(many, rng.integers(0, 4, 200), tmp_path / "disk.png", poincare=True)
+    disk = save_latent_projection(
+        many, rng.integers(0, 4, 200), tmp_path / "disk.png", projector=poincare_disk_2d, unit_disk=True
+    )
     assert (np.linalg.norm(disk, axis=1) < 1).all()
     one_panel = _png(tmp_path / "disk.png")
     assert two_panels.shape[1] > 1.6 * one_panel.shape[1], "one panel per labelling"
     with pytest.raises(ValueError, match="labels"):
         save_latent_projection(codes, labels[:5], tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="t-SNE"):
-        project_codes(many, "tsne", poincare=True)
+    with pytest.raises(ValueError, match="projection method"):
+        project_codes(many, "umap")
 
 
 def test_image_grid_streamline_render_and_segmentation_pngs(tmp_path):
@@ -137,13 +147,25 @@ def _streamline_eval(out: Path, seed: int, bottleneck=None):
     batches = [{"bundle": x[i : i + 2], "name": names[i : i + 2]} for i in range(0, 6, 2)]
     with torch.no_grad():
         step = lambda b: {"pred": net(b["bundle"]).reconstruction, "label": b["bundle"]}  # noqa: E731
-        return _run(StreamlineEvaluationReport(str(out), StreamlineNormalizer(-60.0, 60.0), out.parent.name, "synthetic:validation",
-                                               network=net, perturbation_epsilons=[0.0, 0.5]), batches, step).results
+        return _run(
+            StreamlineEvaluationReport(
+                str(out),
+                StreamlineNormalizer(-60.0, 60.0),
+                out.parent.name,
+                "synthetic:validation",
+                network=net,
+                perturbation_epsilons=[0.0, 0.5],
+            ),
+            batches,
+            step,
+        ).results
 
 
 def _quantizer_eval(out: Path, method: str):
     torch.manual_seed(0)
-    net = ResNetAutoencoder(2, 1, channels=(8,), latent_channels=4, num_res_blocks=1, bottleneck=VectorQuantizer(8, 4)).eval()
+    net = ResNetAutoencoder(
+        2, 1, channels=(8,), latent_channels=4, num_res_blocks=1, bottleneck=VectorQuantizer(8, 4)
+    ).eval()
     x = torch.rand(6, 1, 16, 16)
     with torch.no_grad():
         step = lambda b: {"pred": net(b).reconstruction.clamp(0, 1), "label": b}  # noqa: E731
@@ -154,10 +176,19 @@ def _cardiac_eval(out: Path, method: str, regularized, projections=("pca", "tsne
     torch.manual_seed(seed)
     net = ConvVAE(image_size=16, channels=(4, 8), hidden=16, latent_dim=4)
     g = torch.Generator().manual_seed(1)
-    batches = [{"image": torch.rand(8, 1, 16, 16, generator=g), "attributes": torch.rand(8, 3, generator=g)} for _ in range(2)]
+    batches = [
+        {"image": torch.rand(8, 1, 16, 16, generator=g), "attributes": torch.rand(8, 3, generator=g)} for _ in range(2)
+    ]
     evaluator = VAEEvaluator("cpu", batches, net)
-    CardiacEvaluationReport(out, method, net, regularized_dims=regularized, dataset="acdc:test",
-                            outputs_root=out.parent.parent, projection_methods=projections).attach(evaluator)
+    CardiacEvaluationReport(
+        out,
+        method,
+        net,
+        regularized_dims=regularized,
+        dataset="acdc:test",
+        outputs_root=out.parent.parent,
+        projection_methods=projections,
+    ).attach(evaluator)
     evaluator.run()
     return json.loads((out / "metrics.json").read_text())
 
@@ -169,7 +200,10 @@ def tree(tmp_path_factory):
     for name in BUNDLES:
         shutil.copytree(REPO / "bundles" / name / "configs", root / name / "configs")
     s = root / "streamlines_vqdiff" / "outputs"
-    results = {"vqdiff": _streamline_eval(s / "vqdiff" / "eval", 0, VectorQuantizer(8, 4)), "ae": _streamline_eval(s / "ae" / "eval", 1)}
+    results = {
+        "vqdiff": _streamline_eval(s / "vqdiff" / "eval", 0, VectorQuantizer(8, 4)),
+        "ae": _streamline_eval(s / "ae" / "eval", 1),
+    }
     q = root / "vq_quantizers" / "outputs"
     results["neural_gas"] = _quantizer_eval(q / "neural_gas" / "eval", "neural_gas")
     c = root / "cardiac_attri_sivae" / "outputs"
@@ -188,28 +222,39 @@ def _anatomical_eval(out: Path) -> dict:
     from monai.handlers import MeanDice, from_engine
     from monai.transforms import AsDiscreted, Compose
 
-    from monai_genvq.handlers import SegmentationReport
+    from monai_genvq.apps.anatomical_prior import SegmentationReport
 
     report = SegmentationReport(out, ["LV", "MYO", "RV"], dataset_name="phantom:test", n_figure=2)
     g = torch.Generator().manual_seed(0)
-    data = [{"image": torch.rand(2, 1, 8, 8, generator=g), "label": torch.randint(0, 4, (2, 1, 8, 8), generator=g)}
-            for _ in range(2)]
+    data = [
+        {"image": torch.rand(2, 1, 8, 8, generator=g), "label": torch.randint(0, 4, (2, 1, 8, 8), generator=g)}
+        for _ in range(2)
+    ]
 
     class Logits(torch.nn.Module):  # intensity quartile -> label
         def forward(self, x):
             return torch.nn.functional.one_hot((x[:, 0] * 3.999).long().clamp(0, 3), 4).permute(0, 3, 1, 2).float()
 
     post = Compose([AsDiscreted("pred", argmax=True), AsDiscreted(["pred", "label"], to_onehot=[4, 4])])
-    for method, net in (("anatomical prior VAE (unsupervised)", Logits()), ("intensity k-means (lower bound)", Logits())):
+    for method, net in (
+        ("anatomical prior VAE (unsupervised)", Logits()),
+        ("intensity k-means (lower bound)", Logits()),
+    ):
         dice = MeanDice(include_background=False, save_details=True, output_transform=from_engine(["pred", "label"]))
-        SupervisedEvaluator(torch.device("cpu"), data, net, postprocessing=post, key_val_metric={"dice": dice},
-                            val_handlers=[report.handler(method)]).run()
+        SupervisedEvaluator(
+            torch.device("cpu"),
+            data,
+            net,
+            postprocessing=post,
+            key_val_metric={"dice": dice},
+            val_handlers=[report.handler(method)],
+        ).run()
     return json.loads((out / "metrics.json").read_text())
 
 
 def _hyperbolic_metrics(out: Path, variant: str):
     """HyperbolicSegmentation on a hand-made 2-D latent 'network' whose embedding is the voxel's label: known Dice."""
-    from monai_genvq.engines import HyperbolicSegmentation
+    from monai_genvq.apps.hyperbolic import HyperbolicSegmentation
 
     class Embed(torch.nn.Module):
         curvature = 1.0 if variant == "hyperbolic" else 0.0
@@ -240,9 +285,16 @@ def _hyperbolic_metrics(out: Path, variant: str):
         label[2:4, 2:6, 2:6] = 0
     nib.save(nib.Nifti1Image(vol, np.eye(4)), folder / f"{variant}_img.nii.gz")
     nib.save(nib.Nifti1Image(label, np.eye(4)), folder / f"{variant}_lab.nii.gz")
-    records = [{"name": "vol0", "image": str(folder / f"{variant}_img.nii.gz"), "label_level1": str(folder / f"{variant}_lab.nii.gz")}]
-    return HyperbolicSegmentation(Embed(), records, {"level1": ("label_level1", 2, [0, 1])}, out, method=variant,
-                                  write_segmentations=False).run()
+    records = [
+        {
+            "name": "vol0",
+            "image": str(folder / f"{variant}_img.nii.gz"),
+            "label_level1": str(folder / f"{variant}_lab.nii.gz"),
+        }
+    ]
+    return HyperbolicSegmentation(
+        Embed(), records, {"level1": ("label_level1", 2, [0, 1])}, out, method=variant, write_segmentations=False
+    ).run()
 
 
 def test_bundle_writers_record_their_figures(tree):
@@ -250,9 +302,18 @@ def test_bundle_writers_record_their_figures(tree):
     expected = {
         "streamlines_vqdiff/outputs/vqdiff/eval": {"streamlines.png", "latent_pca.png"},
         "vq_quantizers/outputs/neural_gas/eval": {"reconstructions.png", "latent_pca.png"},
-        "cardiac_attri_sivae/outputs/attri_sivae/eval": {"attribute_traversal.png", "ssim_distribution.png", "reconstructions.png",
-                                                         "latent_pca.png", "latent_tsne.png"},
-        "hyperbolic_toy_seg/outputs/hyperbolic/eval": {"latent_projection.png", "segmentation.png", "reconstructions.png"},
+        "cardiac_attri_sivae/outputs/attri_sivae/eval": {
+            "attribute_traversal.png",
+            "ssim_distribution.png",
+            "reconstructions.png",
+            "latent_pca.png",
+            "latent_tsne.png",
+        },
+        "hyperbolic_toy_seg/outputs/hyperbolic/eval": {
+            "latent_projection.png",
+            "segmentation.png",
+            "reconstructions.png",
+        },
     }
     for folder, figures in expected.items():
         metrics = json.loads((root / folder / "metrics.json").read_text())
@@ -279,7 +340,10 @@ def test_report_tables_numbers_and_figure_links(tree, tmp_path):
     for missing in ("VAE", "VQ-VAE", "VQ-EMA"):
         assert row(missing)[1] == "not run"
     assert {"AF_L", "CST_R", "UF_L"} <= set(re.findall(r"\b[A-Z]{2,3}_[LR]\b", text))
-    assert row("neural gas")[1:3] == [format_mean_std(results["neural_gas"]["mse"], 5), format_mean_std(results["neural_gas"]["ssim"], 4)]
+    assert row("neural gas")[1:3] == [
+        format_mean_std(results["neural_gas"]["mse"], 5),
+        format_mean_std(results["neural_gas"]["ssim"], 4),
+    ]
     assert row("EMA")[1] == "not run" and row("sampled expectation")[1] == "not run"
     sivae = results["attri_sivae"]
     assert row("Attri-SIVAE")[1:5] == [f"{sivae[k]:.3f}" for k in ("interpretability", "scc", "modularity", "sap")]
@@ -295,7 +359,9 @@ def test_report_tables_numbers_and_figure_links(tree, tmp_path):
     assert level[3:] == ["not run"] * 4
     assert "| intensity k-means (no training) |" in text
     dice = results["anatomical"]["dice"]["anatomical prior VAE (unsupervised)"]
-    assert row("anatomical prior VAE (unsupervised)")[1:] == [format_mean_std(dice[k]) for k in ("LV", "MYO", "RV", "mean")]
+    assert row("anatomical prior VAE (unsupervised)")[1:] == [
+        format_mean_std(dice[k]) for k in ("LV", "MYO", "RV", "mean")
+    ]
     assert row("intensity k-means (lower bound)")
     # bundles present without outputs are listed as not run; every figure link resolves relative to the report
     brats = row("[hyperbolic_brats_seg](#hyperbolic-vae-brats-whole-tumour-dice)")
@@ -336,30 +402,54 @@ def test_malformed_metrics_fail_clearly_or_are_marked_skipped(tree, tmp_path, ca
 @pytest.mark.slow
 def test_bundle_evaluation_cli_writes_figures_and_report_embeds_them(cache_dir, tmp_path):
     """The toy hyperbolic bundle's evaluate.json (real CLI, an untrained checkpoint) writes its figures; the report shows them."""
-    from monai_genvq.data import ensure_hierarchy_toy
-    from monai_genvq.networks import HyperbolicVAE
+    from monai_genvq.apps.hyperbolic import HyperbolicVAE, ensure_hierarchy_toy
 
     data = ensure_hierarchy_toy(n_train=1, n_test=1, size=24)
     bundles = tmp_path / "bundles"
     configs = bundles / "hyperbolic_toy_seg" / "configs"
     shutil.copytree(REPO / "bundles" / "hyperbolic_toy_seg" / "configs", configs)
     train = json.loads((configs / "train.json").read_text())
-    net = HyperbolicVAE(spatial_dims=3, in_channels=1, patch_size=train["patch_size"], latent_dim=train["latent_dim"],
-                        channels=train["channels"], gyro_channels=train["gyro_channels"], max_radius=train["max_radius"])
+    net = HyperbolicVAE(
+        spatial_dims=3,
+        in_channels=1,
+        patch_size=train["patch_size"],
+        latent_dim=train["latent_dim"],
+        channels=train["channels"],
+        gyro_channels=train["gyro_channels"],
+        max_radius=train["max_radius"],
+    )
     ckpt = bundles / "hyperbolic_toy_seg" / "outputs" / "hyperbolic" / "models" / "model.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"model": net.state_dict()}, ckpt)
-    run_bundle("evaluating", [configs / "train.json", configs / "evaluate.json"], bundles / "hyperbolic_toy_seg", "--dataset_dir", str(data))
+    run_bundle(
+        "evaluating",
+        [configs / "train.json", configs / "evaluate.json"],
+        bundles / "hyperbolic_toy_seg",
+        "--dataset_dir",
+        str(data),
+    )
     eval_dir = bundles / "hyperbolic_toy_seg" / "outputs" / "hyperbolic" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert set(metrics["figures"]) == {"latent_projection.png", "segmentation.png", "reconstructions.png"}
     for f in metrics["figures"]:
         _png(eval_dir / f)
-    from subprocess import run
     import sys
+    from subprocess import run
 
-    proc = run([sys.executable, "-m", "monai_genvq.report", "--bundles_dir", str(bundles), "--output", str(tmp_path / "report.md")],
-               capture_output=True, text=True, cwd=REPO)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "monai_genvq.report",
+            "--bundles_dir",
+            str(bundles),
+            "--output",
+            str(tmp_path / "report.md"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "report.md").read_text()
     assert "](bundles/hyperbolic_toy_seg/outputs/hyperbolic/eval/latent_projection.png)" in text
@@ -373,15 +463,23 @@ def test_report_tolerates_other_schemas_and_figure_paths(tmp_path):
     ev = bundles / "anatomical_prior_seg" / "outputs" / "default" / "eval"
     save_image_grid(torch.rand(2, 1, 8, 8), ev / "overlays.png")
     stats = {"mean": 0.75, "std": 0.05, "n": 4}
-    (ev / "metrics.json").write_text(json.dumps({
-        "label_names": ["LV"], "dice": {"model": {"LV": stats, "mean": stats}},
-        "other_metrics": {"model": {"hausdorff": {"mean": 3.5, "std": 0.5}}}, "figures": [str(ev / "overlays.png")],
-    }))
+    (ev / "metrics.json").write_text(
+        json.dumps(
+            {
+                "label_names": ["LV"],
+                "dice": {"model": {"LV": stats, "mean": stats}},
+                "other_metrics": {"model": {"hausdorff": {"mean": 3.5, "std": 0.5}}},
+                "figures": [str(ev / "overlays.png")],
+            }
+        )
+    )
     (bundles / "new_bundle" / "configs").mkdir(parents=True)
     (bundles / "new_bundle" / "configs" / "train.json").write_text(json.dumps({"variant": "base"}))
     (bundles / "new_bundle" / "configs" / "other.json").write_text(json.dumps({"variant": "other"}))
     (bundles / "new_bundle" / "outputs" / "base" / "eval").mkdir(parents=True)
-    (bundles / "new_bundle" / "outputs" / "base" / "eval" / "metrics.json").write_text(json.dumps({"loss": {"mean": 0.125, "std": 0.0}, "auc": 0.9}))
+    (bundles / "new_bundle" / "outputs" / "base" / "eval" / "metrics.json").write_text(
+        json.dumps({"loss": {"mean": 0.125, "std": 0.0}, "auc": 0.9})
+    )
     text = build_report(bundles, tmp_path / "report.md")
     assert "| model | 0.750 ± 0.050 | 0.750 ± 0.050 | 3.500 ± 0.500 |" in text
     assert "](bundles/anatomical_prior_seg/outputs/default/eval/overlays.png)" in text

@@ -16,30 +16,28 @@ from monai.transforms import Compose, EnsureTyped, Invertd
 from nibabel.streamlines import Tractogram
 from nibabel.streamlines.trk import TrkFile
 
-from monai_genvq.data import (
+from monai_genvq.apps.streamlines import (
+    NormalizeStreamlines,
+    NormalizeStreamlinesd,
     StreamlineFileError,
     StreamlineGroups,
+    StreamlineNormalizer,
+    StreamlinesToBundleTensord,
     build_streamline_samples,
+    bundle_tensor_to_streamlines,
     discover_tractoinferno,
     ensure_synthetic_tractoinferno,
     generate_synthetic_tractoinferno,
     group_streamlines,
     load_streamlines,
-    materialize_dataset,
     prepare_dipy_bundles,
+    resample_streamlines,
     save_bundle_tensor,
     save_streamlines,
     split_samples,
-)
-from monai_genvq.transforms import (
-    NormalizeStreamlines,
-    NormalizeStreamlinesd,
-    StreamlineNormalizer,
-    StreamlinesToBundleTensord,
-    bundle_tensor_to_streamlines,
-    resample_streamlines,
     streamlines_to_bundle_tensor,
 )
+from monai_genvq.utils import materialize_dataset
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +363,6 @@ def test_synthetic_bundles_are_realistic(synthetic_root):
     assert np.mean(buan_of_mean) < 0.8
     points = np.concatenate(points)
     assert (points.min(0) > [-80, -110, -65]).all() and (points.max(0) < [80, 110, 90]).all()
-
 
 
 def test_ensure_synthetic_is_cached_atomic_and_parameter_aware(tmp_path, monkeypatch):

@@ -3,8 +3,12 @@
 import numpy as np
 import torch
 
-from monai_genvq.metrics import bundle_adjacency_batched
-from monai_genvq.transforms import apply_group_order, canonical_group_order, invert_group_order
+from monai_genvq.apps.streamlines import (
+    apply_group_order,
+    bundle_adjacency_batched,
+    canonical_group_order,
+    invert_group_order,
+)
 
 
 def _fan(n=16, p=20, seed=0):

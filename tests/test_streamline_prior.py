@@ -7,11 +7,15 @@ import pytest
 import torch
 from conftest import REPO, run_bundle
 
-from monai_genvq.data import load_streamlines
+from monai_genvq.apps.streamlines import (
+    ReferenceStatistics,
+    StreamlineNormalizer,
+    StreamlinePriorReport,
+    choose_sample_statistics,
+    load_streamlines,
+)
 from monai_genvq.engines import CodePriorTrainer
-from monai_genvq.handlers import ReferenceStatistics, StreamlinePriorReport, choose_sample_statistics
 from monai_genvq.networks import GatedPixelCNNPrior, ResNetAutoencoder, VectorQuantizer, VQStage1
-from monai_genvq.transforms import StreamlineNormalizer
 
 CONFIGS = REPO / "bundles" / "streamlines_vqdiff" / "configs"
 K = 8
@@ -61,17 +65,40 @@ def _groups(n, seed):
 
 def test_report_writes_trk_samples_in_mm_with_training_statistics(tmp_path):
     torch.manual_seed(0)
-    net = ResNetAutoencoder(2, 3, channels=(8, 16), latent_channels=4, num_res_blocks=1, standardize_input=True,
-                            bottleneck=VectorQuantizer(K, 4, init_std=1.0))
+    net = ResNetAutoencoder(
+        2,
+        3,
+        channels=(8, 16),
+        latent_channels=4,
+        num_res_blocks=1,
+        standardize_input=True,
+        bottleneck=VectorQuantizer(K, 4, init_std=1.0),
+    )
     stage1, prior = VQStage1(net), GatedPixelCNNPrior(K, channels=8, num_layers=2, kernel_size=3)
     train = [{"bundle": _groups(4, s), "name": ["AF_L", "CST_R", "AF_L", "CST_R"]} for s in range(2)]
     held_out = [{"bundle": _groups(3, 9)}]
     normalizer = StreamlineNormalizer(-60.0, 40.0)  # 50 mm per normalised unit, centre -10 mm
-    report = StreamlinePriorReport(str(tmp_path), prior, stage1, held_out, spatial_shape=(4, 4), normalizer=normalizer,
-                                   statistics_loader=train, num_samples=3, method="vqvae")
-    trainer = CodePriorTrainer(device=torch.device("cpu"), max_epochs=2, train_data_loader=train, network=prior,
-                               optimizer=torch.optim.Adam(prior.parameters(), 1e-2), stage1=stage1,
-                               prepare_batch=report.prepare_batch, train_handlers=[report])
+    report = StreamlinePriorReport(
+        str(tmp_path),
+        prior,
+        stage1,
+        held_out,
+        spatial_shape=(4, 4),
+        normalizer=normalizer,
+        statistics_loader=train,
+        num_samples=3,
+        method="vqvae",
+    )
+    trainer = CodePriorTrainer(
+        device=torch.device("cpu"),
+        max_epochs=2,
+        train_data_loader=train,
+        network=prior,
+        optimizer=torch.optim.Adam(prior.parameters(), 1e-2),
+        stage1=stage1,
+        prepare_batch=report.prepare_batch,
+        train_handlers=[report],
+    )
     trainer.run()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["sample_statistics"] == "nearest" and metrics["n_images"] == 3
@@ -91,10 +118,17 @@ def test_report_writes_trk_samples_in_mm_with_training_statistics(tmp_path):
 
 
 def test_report_needs_training_statistics_for_standardising_networks(tmp_path):
-    net = ResNetAutoencoder(2, 3, channels=(8, 16), latent_channels=4, standardize_input=True,
-                            bottleneck=VectorQuantizer(K, 4))
-    report = StreamlinePriorReport(str(tmp_path), GatedPixelCNNPrior(K, channels=8, num_layers=1), VQStage1(net),
-                                   [{"bundle": _groups(2, 0)}], (4, 4), StreamlineNormalizer(-1.0, 1.0))
+    net = ResNetAutoencoder(
+        2, 3, channels=(8, 16), latent_channels=4, standardize_input=True, bottleneck=VectorQuantizer(K, 4)
+    )
+    report = StreamlinePriorReport(
+        str(tmp_path),
+        GatedPixelCNNPrior(K, channels=8, num_layers=1),
+        VQStage1(net),
+        [{"bundle": _groups(2, 0)}],
+        (4, 4),
+        StreamlineNormalizer(-1.0, 1.0),
+    )
     with pytest.raises(ValueError, match="needs statistics_loader"):
         report.run()
     with pytest.raises(ValueError, match="fitted normaliser"):
@@ -104,13 +138,46 @@ def test_report_needs_training_statistics_for_standardising_networks(tmp_path):
 @pytest.mark.slow
 def test_cli_prior_on_trained_streamline_vqvae_writes_trk(cache_dir, tmp_path):
     configs = [CONFIGS / "train.json", CONFIGS / "vqvae.json"]
-    small = ("--latent_channels", "8", "--num_embeddings", "16", "--network_def#channels", "[8,16]",
-             "--network_def#num_res_blocks", "1", "--batch_size", "8")
-    run_bundle("training", configs, tmp_path, *small, "--max_epochs", "1", "--train#trainer#epoch_length", "2",
-               "--val_interval", "1")
-    run_bundle("training_prior", configs + [CONFIGS / "prior.json"], tmp_path, *small, "--prior_max_epochs", "1",
-               "--prior_train#trainer#epoch_length", "2", "--num_samples", "2", "--prior_def#channels", "8",
-               "--prior_def#num_layers", "2")
+    small = (
+        "--latent_channels",
+        "8",
+        "--num_embeddings",
+        "16",
+        "--network_def#channels",
+        "[8,16]",
+        "--network_def#num_res_blocks",
+        "1",
+        "--batch_size",
+        "8",
+    )
+    run_bundle(
+        "training",
+        configs,
+        tmp_path,
+        *small,
+        "--max_epochs",
+        "1",
+        "--train#trainer#epoch_length",
+        "2",
+        "--val_interval",
+        "1",
+    )
+    run_bundle(
+        "training_prior",
+        configs + [CONFIGS / "prior.json"],
+        tmp_path,
+        *small,
+        "--prior_max_epochs",
+        "1",
+        "--prior_train#trainer#epoch_length",
+        "2",
+        "--num_samples",
+        "2",
+        "--prior_def#channels",
+        "8",
+        "--prior_def#num_layers",
+        "2",
+    )
     prior_dir = tmp_path / "outputs" / "vqvae" / "prior_pixelcnn"
     metrics = json.loads((prior_dir / "metrics.json").read_text())
     assert metrics["code_map_shape"] == [16, 16] and metrics["uniform_bits_per_code"] == 4.0

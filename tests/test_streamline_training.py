@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from monai_genvq.data import StreamlineGroups
+from monai_genvq.apps.streamlines import StreamlineGroups, bundle_adjacency_batched
 from monai_genvq.engines import AutoencoderTrainer, PrepareAutoencoderBatch, loss_terms
-from monai_genvq.metrics import bundle_adjacency_batched
 from monai_genvq.networks import GumbelQuantizer, ResNetAutoencoder
 
 
@@ -20,9 +19,15 @@ def test_vqdiff_learns_better_than_mean_streamline_baseline(cache_dir):
     net = ResNetAutoencoder(bottleneck=GumbelQuantizer(512, 64), standardize_input=True)  # as the bundle
     optimizer = torch.optim.Adam(net.parameters(), 1e-3)
     losses = []
-    trainer = AutoencoderTrainer(device=torch.device("cpu"), max_epochs=18, train_data_loader=loader, network=net,
-                                 optimizer=optimizer, loss_function=torch.nn.MSELoss(),
-                                 prepare_batch=PrepareAutoencoderBatch("bundle"))
+    trainer = AutoencoderTrainer(
+        device=torch.device("cpu"),
+        max_epochs=18,
+        train_data_loader=loader,
+        network=net,
+        optimizer=optimizer,
+        loss_function=torch.nn.MSELoss(),
+        prepare_batch=PrepareAutoencoderBatch("bundle"),
+    )
     from ignite.engine import Events
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(loss_terms(e.state.output)["loss"]))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import REPO, SCHEMA, run_bundle
 
-from monai_genvq.data import load_streamlines
-from monai_genvq.demo.streamlines import buan_table
+from monai_genvq.apps.streamlines import load_streamlines
+from monai_genvq.apps.streamlines.demo import buan_table
 
 BUNDLE = REPO / "bundles" / "streamlines_vqdiff"
 CONFIGS = BUNDLE / "configs"
@@ -26,8 +26,19 @@ def test_metadata_validates_against_monai_schema():
 
 def test_every_config_is_valid_json_with_model_zoo_ids():
     train = json.loads((CONFIGS / "train.json").read_text())
-    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "validate",
-                "val_interval", "initialize", "run", "training"):
+    for key in (
+        "bundle_root",
+        "device",
+        "dataset_dir",
+        "network_def",
+        "network",
+        "train",
+        "validate",
+        "val_interval",
+        "initialize",
+        "run",
+        "training",
+    ):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
     for f in CONFIGS.glob("*.json"):
@@ -48,8 +59,13 @@ def test_cli_trains_two_iterations(variant, cache_dir, tmp_path):
 @pytest.mark.slow
 def test_cli_evaluate_and_inference_roundtrip(cache_dir, tmp_path):
     run_bundle("training", [CONFIGS / "train.json"], tmp_path, *SHORT)
-    run_bundle("evaluating", [CONFIGS / "train.json", CONFIGS / "evaluate.json"], tmp_path,
-               "--perturbation_epsilons", "[0.0, 0.5]")
+    run_bundle(
+        "evaluating",
+        [CONFIGS / "train.json", CONFIGS / "evaluate.json"],
+        tmp_path,
+        "--perturbation_epsilons",
+        "[0.0, 0.5]",
+    )
     eval_dir = tmp_path / "outputs" / "vqdiff" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert metrics["buan_normalised"]["threshold"] == 0.05 and metrics["buan_mm"]["threshold"] == 6.0
@@ -85,8 +101,16 @@ def test_cli_dipy_holdout_runs(cache_dir, tmp_path):
 
 def test_cli_missing_dataset_folder_fails_clearly(tmp_path):
     with pytest.raises(AssertionError, match="does_not_exist"):
-        run_bundle("training", [CONFIGS / "train.json"], tmp_path, "--dataset", "tractoinferno",
-                   "--dataset_dir", str(tmp_path / "does_not_exist"), *SHORT)
+        run_bundle(
+            "training",
+            [CONFIGS / "train.json"],
+            tmp_path,
+            "--dataset",
+            "tractoinferno",
+            "--dataset_dir",
+            str(tmp_path / "does_not_exist"),
+            *SHORT,
+        )
 
 
 def test_inference_network_is_the_trained_network():

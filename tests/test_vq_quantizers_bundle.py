@@ -28,8 +28,18 @@ VARIANTS = {
     "sampled_expectation": "SampledExpectationQuantizer",
     "gumbel": "GumbelQuantizer",
 }
-TINY = ("--channels", "[8,16]", "--latent_channels", "8", "--num_embeddings", "16", "--num_res_blocks", "1",
-        "--batch_size", "4")
+TINY = (
+    "--channels",
+    "[8,16]",
+    "--latent_channels",
+    "8",
+    "--num_embeddings",
+    "16",
+    "--num_res_blocks",
+    "1",
+    "--batch_size",
+    "4",
+)
 SHORT = ("--max_epochs", "1", "--train#trainer#epoch_length", "2", "--val_interval", "1")
 
 
@@ -41,8 +51,18 @@ def _parse(configs, dataset_dir, slices=True, **overrides):
     if slices and "slices.json" not in configs:
         configs = [configs[0], "slices.json", *configs[1:]]
     parser.read_config([str(CONFIGS / c) for c in configs])
-    parser.update({"channels": [8, 16], "latent_channels": 8, "num_embeddings": 16, "num_res_blocks": 1,
-                   "dataset_dir": str(dataset_dir), "device": "$torch.device('cpu')", "batch_size": 4, **overrides})
+    parser.update(
+        {
+            "channels": [8, 16],
+            "latent_channels": 8,
+            "num_embeddings": 16,
+            "num_res_blocks": 1,
+            "dataset_dir": str(dataset_dir),
+            "device": "$torch.device('cpu')",
+            "batch_size": 4,
+            **overrides,
+        }
+    )
     return parser
 
 
@@ -102,8 +122,19 @@ def test_metadata_and_configs():
     meta = json.loads((CONFIGS / "metadata.json").read_text())
     assert meta["version"] in meta["changelog"]
     train = json.loads((CONFIGS / "train.json").read_text())
-    for key in ("bundle_root", "device", "dataset_dir", "network_def", "network", "train", "validate",
-                "val_interval", "initialize", "run", "training"):
+    for key in (
+        "bundle_root",
+        "device",
+        "dataset_dir",
+        "network_def",
+        "network",
+        "train",
+        "validate",
+        "val_interval",
+        "initialize",
+        "run",
+        "training",
+    ):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
     for f in CONFIGS.glob("*.json"):
@@ -118,7 +149,10 @@ def test_every_variant_config_builds_its_quantizer_and_trains_a_step(variant, ti
     if variant == "fcm_normalised":
         assert net.bottleneck.loss_type == "normalised"
     batch = next(iter(parser.get_parsed_content("train#dataloader")))
-    assert batch["image"].shape == (4, 1, 64, 64) and 0.0 <= float(batch["image"].min()) <= float(batch["image"].max()) <= 1.0
+    assert (
+        batch["image"].shape == (4, 1, 64, 64)
+        and 0.0 <= float(batch["image"].min()) <= float(batch["image"].max()) <= 1.0
+    )
     out = net(batch["image"])
     (torch.nn.functional.mse_loss(out.reconstruction, batch["image"]) + out.bottleneck.loss).backward()
     assert torch.isfinite(out.bottleneck.loss)
@@ -148,8 +182,21 @@ def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
     assert recon.shape == nib.load(source).shape == (64, 64)
     assert np.isfinite(recon.get_fdata()).all()
 
-    run_bundle("training_prior", configs + [CONFIGS / "prior.json"], tmp_path, *data, *TINY, "--prior_max_epochs", "1",
-               "--num_samples", "2", "--prior_def#channels", "8", "--prior_def#num_layers", "2")
+    run_bundle(
+        "training_prior",
+        configs + [CONFIGS / "prior.json"],
+        tmp_path,
+        *data,
+        *TINY,
+        "--prior_max_epochs",
+        "1",
+        "--num_samples",
+        "2",
+        "--prior_def#channels",
+        "8",
+        "--prior_def#num_layers",
+        "2",
+    )
     prior_dir = tmp_path / "outputs" / "neural_gas" / "prior_pixelcnn"
     prior_metrics = json.loads((prior_dir / "metrics.json").read_text())
     assert prior_metrics["code_map_shape"] == [16, 16] and prior_metrics["uniform_bits_per_code"] == 4.0
@@ -170,9 +217,17 @@ def test_transformer_prior_config_builds_monai_transformer(tiny_slices):
 def test_quantizer_table_rows():
     from monai_genvq.handlers import quantizer_table
 
-    row = {"mse": {"mean": 0.01, "std": 0.002}, "ssim": {"mean": 0.8, "std": 0.05},
-           "codebook": {"perplexity": 40.0, "code_use": 0.25, "codes_used": 128, "num_embeddings": 512,
-                        "collapsed": False}}
+    row = {
+        "mse": {"mean": 0.01, "std": 0.002},
+        "ssim": {"mean": 0.8, "std": 0.05},
+        "codebook": {
+            "perplexity": 40.0,
+            "code_use": 0.25,
+            "codes_used": 128,
+            "num_embeddings": 512,
+            "collapsed": False,
+        },
+    }
     table = quantizer_table({"neural_gas": row, "vanilla": {**row, "codebook": {**row["codebook"], "collapsed": True}}})
     assert "| neural_gas | 0.01000 ± 0.00200 | 0.8000 ± 0.0500 | 40.0 | 0.250 (128/512) | no |" in table
     assert table.strip().endswith("| yes |")
@@ -206,7 +261,11 @@ def test_default_data_is_the_acdc_layout_through_the_cardiac_loaders(tiny_acdc):
     assert not {d["subject"] for d in lists["train"]} & {d["subject"] for d in lists["validation"]}
     batch = next(iter(parser.get_parsed_content("validate#dataloader")))
     image = batch["image"]
-    assert image.shape == (1, 1, 64, 64) and image.dtype == torch.float32 and set(batch) == {"image", "subject", "slice_offset"}
+    assert (
+        image.shape == (1, 1, 64, 64)
+        and image.dtype == torch.float32
+        and set(batch) == {"image", "subject", "slice_offset"}
+    )
     assert float(image.min()) == 0.0 and 0.5 < float(image.max()) <= 1.0, "aligned slice scaled to [0, 1]"
     centre, corner = image[0, 0, 24:40, 24:40], image[0, 0, :8, :8]
     assert float(centre.mean()) > 0.1 and float(corner.abs().max()) == 0.0, "heart centred, outside the mask zeroed"

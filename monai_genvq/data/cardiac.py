@@ -43,7 +43,11 @@ CARDIAC_LABELS: dict[str, int] = {"LV": 1, "MYO": 2, "RV": 3}
 """Internal label convention of the package (M&Ms order)."""
 ACDC_TO_INTERNAL: dict[int, int] = {0: 0, 1: 3, 2: 2, 3: 1}
 MNMS_TO_INTERNAL: dict[int, int] = {0: 0, 1: 1, 2: 2, 3: 3}
-LABEL_MAPS: dict[str, dict[int, int]] = {"acdc": ACDC_TO_INTERNAL, "mnms": MNMS_TO_INTERNAL, "internal": MNMS_TO_INTERNAL}
+LABEL_MAPS: dict[str, dict[int, int]] = {
+    "acdc": ACDC_TO_INTERNAL,
+    "mnms": MNMS_TO_INTERNAL,
+    "internal": MNMS_TO_INTERNAL,
+}
 
 ACDC_SPLITS = ("training", "testing")
 MNMS_SPLITS = {"training": "Training/Labeled", "validation": "Validation", "testing": "Testing"}
@@ -363,7 +367,9 @@ def load_cardiac_ed(record: Mapping[str, Any], require_labels: Sequence[str] = (
         )
     label = _select_frame(label, ed, label_path, "ground truth")
     if image.shape != label.shape:
-        raise CardiacDataError(f"image '{image_path}' {image.shape} and ground truth '{label_path}' {label.shape} differ")
+        raise CardiacDataError(
+            f"image '{image_path}' {image.shape} and ground truth '{label_path}' {label.shape} differ"
+        )
     image = image.astype(np.float32)
     if not np.all(np.isfinite(image)):
         raise CardiacDataError(f"image '{image_path}' holds {int((~np.isfinite(image)).sum())} non-finite voxels")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from monai_genvq.data.cardiac import discover_acdc, discover_mnms
-from monai_genvq.data.synthetic.cardiac import ensure_synthetic_acdc, ensure_synthetic_mnms
+from monai_genvq.data.synthetic_cardiac import ensure_synthetic_acdc, ensure_synthetic_mnms
 
 __all__ = ["CARDIAC_DATASETS", "cardiac_datalists", "resolve_cardiac_dataset"]
 
@@ -87,4 +87,8 @@ def cardiac_datalists(
         train = train[: int(max_train)]
     if not train:
         raise ValueError(f"no training subjects left in '{root}' after holding out {n_val} for validation")
-    return {"train": _expand(train, slice_offsets), "validation": _expand(val, (0,)), "test": _expand(test, test_slice_offsets)}
+    return {
+        "train": _expand(train, slice_offsets),
+        "validation": _expand(val, (0,)),
+        "test": _expand(test, test_slice_offsets),
+    }

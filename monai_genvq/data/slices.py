@@ -8,12 +8,16 @@ from pathlib import Path
 
 import nibabel as nib
 
-from .synthetic.cardiac_slices import ensure_synthetic_slices
+from monai_genvq.data.synthetic_slices import ensure_synthetic_slices
 
 __all__ = ["discover_slices", "SliceImageData", "SLICE_EXTENSIONS"]
 
 SLICE_EXTENSIONS = (".nii.gz", ".nii")
-_SPLIT_ALIASES = {"train": ("train", "training"), "validation": ("validation", "val", "valid"), "test": ("test", "testing")}
+_SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "validation": ("validation", "val", "valid"),
+    "test": ("test", "testing"),
+}
 
 
 def _is_slice_file(path: Path) -> bool:
@@ -79,7 +83,7 @@ class SliceImageData:
     """Train / validation / test datalists of 2-D slices for a bundle config.
 
     With ``dataset="synthetic"`` (default) and no ``dataset_dir`` the synthetic short-axis-like
-    slice set is generated once into the cache (:func:`~monai_genvq.data.synthetic.cardiac_slices.ensure_synthetic_slices`).
+    slice set is generated once into the cache (:func:`~monai_genvq.data.synthetic_slices.ensure_synthetic_slices`).
     A user folder either has split sub-folders (see :func:`discover_slices`) or is one flat folder,
     which is then split at random (seeded) into train / validation by ``val_fraction``; a missing
     test split falls back to the validation list.
@@ -146,8 +150,11 @@ class SliceImageData:
             n_val = max(1, round(self.val_fraction * len(items)))
             if len(items) - n_val < 1:
                 raise ValueError(f"slice folder '{root}' holds {len(items)} file(s); need at least 2 to split")
-            splits = {"train": sorted(items[n_val:], key=lambda d: d["image"]),
-                      "validation": sorted(items[:n_val], key=lambda d: d["image"]), "test": []}
+            splits = {
+                "train": sorted(items[n_val:], key=lambda d: d["image"]),
+                "validation": sorted(items[:n_val], key=lambda d: d["image"]),
+                "test": [],
+            }
         if not splits["test"]:
             splits["test"] = splits["validation"]
         self._splits = splits

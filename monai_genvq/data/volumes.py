@@ -1,4 +1,4 @@
-"""Reading volumes (NIfTI, or MRC through :mod:`monai_genvq.data.cryoet`) and writing segmentations in their geometry."""
+"""Reading volumes (NIfTI, or MRC through :mod:`monai_genvq.apps.hyperbolic.cryoet`) and writing segmentations in their geometry."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["VolumeFileError", "discover_volumes", "load_volume", "save_segmentation", "normalize_volume", "LoadVolume", "LoadVolumed", "is_mrc"]
+from monai_genvq.data.errors import VolumeFileError
+from monai_genvq.data.mrc import read_mrc, write_mrc
 
-
-class VolumeFileError(ValueError):
-    """A volume file is missing, unreadable, truncated or holds unusable values (the message names it)."""
+__all__ = [
+    "VolumeFileError",
+    "discover_volumes",
+    "load_volume",
+    "save_segmentation",
+    "normalize_volume",
+    "LoadVolume",
+    "LoadVolumed",
+    "is_mrc",
+]
 
 
 def is_mrc(path: str | os.PathLike) -> bool:
@@ -29,8 +37,6 @@ def _read_one(path: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, d
     if not path.is_file():
         raise VolumeFileError(f"volume file '{path}' does not exist")
     if is_mrc(path):
-        from monai_genvq.data.cryoet import read_mrc
-
         return read_mrc(path, mmap=mmap)
     try:
         img = nib.load(str(path))
@@ -61,7 +67,9 @@ def normalize_volume(volume: np.ndarray, mode: str = "none", mask: np.ndarray | 
     return out
 
 
-def load_volume(paths: str | os.PathLike | Sequence[str | os.PathLike], normalize: str = "none", mmap: bool = True) -> tuple[np.ndarray, dict]:
+def load_volume(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], normalize: str = "none", mmap: bool = True
+) -> tuple[np.ndarray, dict]:
     """Load one file or several same-shape files (as channels) -> (C, *spatial) float32 and the first file's geometry.
 
     Raises:
@@ -74,12 +82,16 @@ def load_volume(paths: str | os.PathLike | Sequence[str | os.PathLike], normaliz
         if meta is None:
             meta = m
         elif data.shape != arrays[0].shape:
-            raise VolumeFileError(f"'{p}' has shape {data.shape} but '{paths[0]}' has {arrays[0].shape}; channels must match")
+            raise VolumeFileError(
+                f"'{p}' has shape {data.shape} but '{paths[0]}' has {arrays[0].shape}; channels must match"
+            )
         arrays.append(np.asarray(data, dtype=np.float32))
     vol = np.stack(arrays)
     bad = ~np.isfinite(vol)
     if bad.any():
-        raise VolumeFileError(f"'{paths[int(np.argwhere(bad.reshape(len(paths), -1).any(1))[0, 0])]}' contains {int(bad.sum())} NaN/inf voxels")
+        raise VolumeFileError(
+            f"'{paths[int(np.argwhere(bad.reshape(len(paths), -1).any(1))[0, 0])]}' contains {int(bad.sum())} NaN/inf voxels"
+        )
     mask = (vol != 0).any(0) if normalize != "none" else None
     return normalize_volume(vol, normalize, mask), meta  # type: ignore[return-value]
 
@@ -90,12 +102,12 @@ def save_segmentation(seg: np.ndarray, meta: Mapping[str, Any], out_path: str | 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".tmp-{out_path.name}")
     if meta.get("format") == "mrc":
-        from monai_genvq.data.cryoet import write_mrc
-
         write_mrc(tmp, seg.astype(np.int16), voxel_size=meta.get("voxel_size"), origin=meta.get("origin"))
     else:
         header = meta.get("header")
-        img = nib.Nifti1Image(seg.astype(np.uint8), meta.get("affine", np.eye(4)), header=header.copy() if header is not None else None)
+        img = nib.Nifti1Image(
+            seg.astype(np.uint8), meta.get("affine", np.eye(4)), header=header.copy() if header is not None else None
+        )
         img.set_data_dtype(np.uint8)
         nib.save(img, str(tmp))
     os.replace(tmp, out_path)
@@ -136,7 +148,9 @@ class LoadVolumed(MapTransform):
         return d
 
 
-def discover_volumes(folder: str | os.PathLike, patterns: Sequence[str] = ("*.nii", "*.nii.gz", "*.mrc", "*.mrc.gz")) -> list[dict]:
+def discover_volumes(
+    folder: str | os.PathLike, patterns: Sequence[str] = ("*.nii", "*.nii.gz", "*.mrc", "*.mrc.gz")
+) -> list[dict]:
     """Records ``{"image", "name"}`` of every volume file in ``folder`` (for inference on unlabelled inputs).
 
     Raises:

@@ -1,62 +1,15 @@
-"""Ignite engines (monai.engines subclasses) of the package's methods."""
+"""Ignite engines (``monai.engines`` subclasses) shared by several methods, and their step helpers."""
 
-from .autoencoder import LOSS_TERMS, AutoencoderTrainer, PrepareAutoencoderBatch, ReconstructionInferer, loss_terms
-from .prior import CodePriorTrainer, prior_loss_terms
+from __future__ import annotations
 
-__all__ = ["AutoencoderTrainer", "PrepareAutoencoderBatch", "ReconstructionInferer", "loss_terms", "LOSS_TERMS"]
-from .vae import (
-    VAE_LOSS_TERMS,
-    PrepareVAEBatch,
-    SoftIntroTrainer,
-    VAEEvaluator,
-    VAEReconstructionInferer,
-    VAETrainer,
-    vae_loss_terms,
+from monai_genvq.engines.autoencoder import (
+    LOSS_TERMS,
+    AutoencoderTrainer,
+    PrepareAutoencoderBatch,
+    ReconstructionInferer,
+    loss_terms,
 )
-
-__all__ += [
-    "PrepareVAEBatch",
-    "SoftIntroTrainer",
-    "VAEEvaluator",
-    "VAEReconstructionInferer",
-    "VAETrainer",
-    "VAE_LOSS_TERMS",
-    "vae_loss_terms",
-]
-__all__ += ["CodePriorTrainer", "prior_loss_terms"]
-from .anatomical_prior import (
-    ANATOMICAL_PRIOR_LOSS_TERMS,
-    AnatomicalPriorInferer,
-    ImageModelTrainer,
-    LabelPriorTrainer,
-    PrepareImageBatch,
-    PrepareLabelBatch,
-    anatomical_prior_loss_terms,
-    atlas_intensity_init,
-    refine_latent,
-    render_from_prior,
-)
-
-__all__ += [
-    "ANATOMICAL_PRIOR_LOSS_TERMS",
-    "AnatomicalPriorInferer",
-    "ImageModelTrainer",
-    "LabelPriorTrainer",
-    "PrepareImageBatch",
-    "PrepareLabelBatch",
-    "anatomical_prior_loss_terms",
-    "atlas_intensity_init",
-    "refine_latent",
-    "render_from_prior",
-]
-from .hyperbolic import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_loss_terms  # noqa: E402
-from .hyperbolic_segmentation import HyperbolicSegmentation, write_comparison_table  # noqa: E402
-
-__all__ += ["HYPERBOLIC_LOSS_TERMS", "HyperbolicVAETrainer", "hyperbolic_loss_terms", "HyperbolicSegmentation", "write_comparison_table"]
-from .inferers import HyperbolicClusterInferer, OutputInferer, cluster_embedding  # noqa: E402
-
-__all__ += ["HyperbolicClusterInferer", "OutputInferer", "cluster_embedding"]
-from .distributed import (  # noqa: E402
+from monai_genvq.engines.distributed import (
     broadcast_module,
     destroy_distributed,
     init_distributed,
@@ -66,14 +19,44 @@ from .distributed import (  # noqa: E402
     unwrap_module,
     wrap_ddp,
 )
+from monai_genvq.engines.inferers import OutputInferer
+from monai_genvq.engines.prior import CodePriorTrainer, prior_loss_terms
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.vae import (
+    VAE_LOSS_TERMS,
+    PrepareVAEBatch,
+    SoftIntroTrainer,
+    VAEEvaluator,
+    VAEReconstructionInferer,
+    VAETrainer,
+    vae_loss_terms,
+)
 
-__all__ += [
+__all__ = [
+    "AutoencoderTrainer",
+    "CodePriorTrainer",
+    "LOSS_TERMS",
+    "OutputInferer",
+    "PrepareAutoencoderBatch",
+    "PrepareVAEBatch",
+    "ReconstructionInferer",
+    "SoftIntroTrainer",
+    "VAEEvaluator",
+    "VAEReconstructionInferer",
+    "VAETrainer",
+    "VAE_LOSS_TERMS",
     "broadcast_module",
+    "check_finite_loss",
     "destroy_distributed",
     "init_distributed",
     "is_rank_zero",
+    "loss_terms",
+    "optimizer_step",
+    "prior_loss_terms",
     "rank_zero_handlers",
+    "scalar_terms",
     "sync_gradients",
     "unwrap_module",
+    "vae_loss_terms",
     "wrap_ddp",
 ]

@@ -12,9 +12,8 @@ from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
 from monai_genvq.networks.export import network_tensor
-
-from .steps import check_finite_loss, optimizer_step, scalar_terms
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
 
@@ -36,7 +35,11 @@ class PrepareAutoencoderBatch:
         self.key = key
 
     def __call__(
-        self, batchdata: dict[str, Any], device: str | torch.device | None = None, non_blocking: bool = False, **kwargs: Any
+        self,
+        batchdata: dict[str, Any],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.key not in batchdata:
             raise KeyError(f"batch has no {self.key!r} entry (keys: {sorted(batchdata)}); set the prepare_batch key.")
@@ -118,7 +121,9 @@ class AutoencoderTrainer(SupervisedTrainer):
     def _iteration(self, engine: AutoencoderTrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
-        inputs, targets = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)[:2]
+        inputs, targets = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)[
+            :2
+        ]
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
         autocast = torch.autocast(inputs.device.type, enabled=bool(engine.amp), **engine.amp_kwargs)
 

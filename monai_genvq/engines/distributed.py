@@ -109,7 +109,9 @@ def _mark_forward(module: nn.Module, args: Any) -> None:
         setattr(module, _FORWARD_FLAG, True)
 
 
-def wrap_ddp(network: nn.Module, device: torch.device | str | None = None, find_unused_parameters: bool = True, **kwargs: Any) -> nn.Module:
+def wrap_ddp(
+    network: nn.Module, device: torch.device | str | None = None, find_unused_parameters: bool = True, **kwargs: Any
+) -> nn.Module:
     """Wrap ``network`` in :class:`~torch.nn.parallel.DistributedDataParallel` (no-op without a process group).
 
     ``find_unused_parameters`` defaults to True: several models leave trainable parameters out of
@@ -152,7 +154,9 @@ def sync_gradients(network: nn.Module, optimizer: torch.optim.Optimizer | None =
         setattr(network, _FORWARD_FLAG, False)
         return
     params: Iterable[torch.Tensor] = (
-        (p for g in optimizer.param_groups for p in g["params"]) if optimizer is not None else network.module.parameters()
+        (p for g in optimizer.param_groups for p in g["params"])
+        if optimizer is not None
+        else network.module.parameters()
     )
     world = dist.get_world_size()
     for p in params:

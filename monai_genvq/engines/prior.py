@@ -12,9 +12,9 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
-from ..networks.priors.base import CodePrior, VQStage1
-from .autoencoder import PrepareAutoencoderBatch
-from .steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.autoencoder import PrepareAutoencoderBatch
+from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.networks.priors.base import CodePrior, VQStage1
 
 __all__ = ["CodePriorTrainer", "prior_loss_terms"]
 
@@ -67,9 +67,15 @@ class CodePriorTrainer(SupervisedTrainer):
                 f"the prior models {network.num_embeddings} codes but the stage-1 quantizer has {stage1.num_embeddings}"
             )
         super().__init__(
-            device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
-            optimizer=optimizer, loss_function=lambda *a: None, prepare_batch=prepare_batch,
-            train_handlers=train_handlers, **kwargs,
+            device=device,
+            max_epochs=max_epochs,
+            train_data_loader=train_data_loader,
+            network=network,
+            optimizer=optimizer,
+            loss_function=lambda *a: None,
+            prepare_batch=prepare_batch,
+            train_handlers=train_handlers,
+            **kwargs,
         )
         self.stage1 = stage1.to(device)
 

@@ -21,7 +21,7 @@ from monai.engines.utils import IterationEvents
 from monai.utils.enums import CommonKeys as Keys
 from torch.optim import Optimizer
 
-from .distributed import sync_gradients
+from monai_genvq.engines.distributed import sync_gradients
 
 __all__ = ["check_finite_loss", "optimizer_step", "scalar_terms"]
 

@@ -13,9 +13,9 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 from torch.optim import Optimizer
 
-from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
 from monai_genvq.engines.distributed import sync_gradients, unwrap_module
 from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
 
 _HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
 
@@ -30,7 +30,15 @@ __all__ = [
 ]
 
 VAE_LOSS_TERMS = (
-    "loss", "rec_loss", "kl", "attr_loss", "loss_e", "loss_d", "expelbo_rec", "expelbo_fake", "kl_fake",
+    "loss",
+    "rec_loss",
+    "kl",
+    "attr_loss",
+    "loss_e",
+    "loss_d",
+    "expelbo_rec",
+    "expelbo_fake",
+    "kl_fake",
 )
 
 
@@ -50,7 +58,11 @@ class PrepareVAEBatch:
         self.image_key, self.attribute_key = image_key, attribute_key
 
     def __call__(
-        self, batchdata: dict[str, Any], device: str | torch.device | None = None, non_blocking: bool = False, **kwargs: Any
+        self,
+        batchdata: dict[str, Any],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.image_key not in batchdata:
             raise KeyError(f"batch has no {self.image_key!r} entry (keys: {sorted(batchdata)})")
@@ -120,9 +132,16 @@ class VAETrainer(SupervisedTrainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
-            optimizer=optimizer, loss_function=None, prepare_batch=prepare_batch, decollate=decollate,
-            train_handlers=train_handlers, **kwargs,
+            device=device,
+            max_epochs=max_epochs,
+            train_data_loader=train_data_loader,
+            network=network,
+            optimizer=optimizer,
+            loss_function=None,
+            prepare_batch=prepare_batch,
+            decollate=decollate,
+            train_handlers=train_handlers,
+            **kwargs,
         )
         self.beta, self.attribute_loss, self.reconstruction = float(beta), attribute_loss, reconstruction
 
@@ -142,7 +161,12 @@ class VAETrainer(SupervisedTrainer):
         loss = rec + engine.beta * kl + (attr if attr is not None else 0.0)
         check_finite_loss(engine, hint=_HINT, loss=loss, rec_loss=rec, kl=kl, attr_loss=attr)
         engine.state.output.update(
-            {Keys.LOSS: loss, "rec_loss": rec.detach(), "kl": kl.detach(), "attr_loss": None if attr is None else attr.detach()}
+            {
+                Keys.LOSS: loss,
+                "rec_loss": rec.detach(),
+                "kl": kl.detach(),
+                "attr_loss": None if attr is None else attr.detach(),
+            }
         )
         optimizer_step(engine, loss)
         return engine.state.output
@@ -218,10 +242,20 @@ class SoftIntroTrainer(Trainer):
         amp_kwargs: dict | None = None,
     ) -> None:
         super().__init__(
-            device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
-            non_blocking=non_blocking, prepare_batch=prepare_batch, iteration_update=iteration_update,
-            postprocessing=postprocessing, key_metric=key_train_metric, additional_metrics=additional_metrics,
-            metric_cmp_fn=metric_cmp_fn, handlers=train_handlers, decollate=decollate, to_kwargs=to_kwargs,
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            prepare_batch=prepare_batch,
+            iteration_update=iteration_update,
+            postprocessing=postprocessing,
+            key_metric=key_train_metric,
+            additional_metrics=additional_metrics,
+            metric_cmp_fn=metric_cmp_fn,
+            handlers=train_handlers,
+            decollate=decollate,
+            to_kwargs=to_kwargs,
             amp_kwargs=amp_kwargs,
         )
         for name in ("encoder", "decoder"):
@@ -231,7 +265,12 @@ class SoftIntroTrainer(Trainer):
             raise ValueError(f"need beta_rec > 0, beta_kl >= 0, beta_neg > 0; got {beta_rec}, {beta_kl}, {beta_neg}")
         self.network, self.optimizer_e, self.optimizer_d = network, optimizer_e, optimizer_d
         self.optimizer = optimizer_e  # for handlers that expect `engine.optimizer` (e.g. LR printing)
-        self.beta_kl, self.beta_rec, self.beta_neg, self.gamma_r = float(beta_kl), float(beta_rec), float(beta_neg), float(gamma_r)
+        self.beta_kl, self.beta_rec, self.beta_neg, self.gamma_r = (
+            float(beta_kl),
+            float(beta_rec),
+            float(beta_neg),
+            float(gamma_r),
+        )
         self.attribute_loss, self.reconstruction = attribute_loss, reconstruction
         self.optim_set_to_none = optim_set_to_none
 
@@ -266,8 +305,12 @@ class SoftIntroTrainer(Trainer):
         mu_f, logvar_f = net.encode(fake.detach())
         rec_rec = net.decode(net.reparameterize(mu_r, logvar_r))
         rec_fake = net.decode(net.reparameterize(mu_f, logvar_f))
-        elbo_r = b_rec * reconstruction_error(rec_rec, rec.detach(), kind, "none") + b_neg * gaussian_kl(mu_r, logvar_r, "none")
-        elbo_f = b_rec * reconstruction_error(rec_fake, fake.detach(), kind, "none") + b_neg * gaussian_kl(mu_f, logvar_f, "none")
+        elbo_r = b_rec * reconstruction_error(rec_rec, rec.detach(), kind, "none") + b_neg * gaussian_kl(
+            mu_r, logvar_r, "per_sample"
+        )
+        elbo_f = b_rec * reconstruction_error(rec_fake, fake.detach(), kind, "none") + b_neg * gaussian_kl(
+            mu_f, logvar_f, "per_sample"
+        )
         expelbo_rec = torch.exp(-2.0 * scale * elbo_r).mean()
         expelbo_fake = torch.exp(-2.0 * scale * elbo_f).mean()
         attr = _attr_loss(engine.attribute_loss, z, attrs)
@@ -330,10 +373,23 @@ class VAEEvaluator(SupervisedEvaluator):
         >>> evaluator = VAEEvaluator("cpu", loader, net, key_val_metric={"val_ssim": ...})  # doctest: +SKIP
     """
 
-    def __init__(self, device: str | torch.device, val_data_loader: Iterable, network: nn.Module,
-                 prepare_batch: Callable = PrepareVAEBatch(), decollate: bool = False, **kwargs: Any) -> None:
-        super().__init__(device=device, val_data_loader=val_data_loader, network=network,
-                         prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+    def __init__(
+        self,
+        device: str | torch.device,
+        val_data_loader: Iterable,
+        network: nn.Module,
+        prepare_batch: Callable = PrepareVAEBatch(),
+        decollate: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            device=device,
+            val_data_loader=val_data_loader,
+            network=network,
+            prepare_batch=prepare_batch,
+            decollate=decollate,
+            **kwargs,
+        )
 
     def _iteration(self, engine: VAEEvaluator, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         if batchdata is None:

@@ -51,7 +51,9 @@ class ClusterDice(IgniteMetricHandler):
         save_details: bool = True,
     ) -> None:
         super().__init__(
-            metric_fn=ClusterDiceMetric(label_ids, empty_value), output_transform=output_transform, save_details=save_details
+            metric_fn=ClusterDiceMetric(label_ids, empty_value),
+            output_transform=output_transform,
+            save_details=save_details,
         )
 
     def update(self, output: Sequence[Any]) -> None:

@@ -33,4 +33,6 @@ class DisentanglementHandler(IgniteMetricHandler):
         bins: int = 20,
         output_transform: Callable = from_engine(["latent", "attributes"]),
     ) -> None:
-        super().__init__(metric_fn=DisentanglementMetric(metric, bins), output_transform=output_transform, save_details=False)
+        super().__init__(
+            metric_fn=DisentanglementMetric(metric, bins), output_transform=output_transform, save_details=False
+        )

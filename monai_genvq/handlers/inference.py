@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from monai_genvq.reporting import atomic_write_text, write_json
+from monai_genvq.utils.fileio import atomic_write_text, write_json
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -66,7 +66,10 @@ class LatentCodeWriter:
         if regularized_dims is not None and len(regularized_dims) != len(attribute_names):
             raise ValueError(f"{len(attribute_names)} attribute names but {len(regularized_dims)} regularised dims")
         self.network, self.output_dir, self.image_key = network, Path(output_dir), image_key
-        self.attribute_names, self.regularized_dims = list(attribute_names), None if regularized_dims is None else list(regularized_dims)
+        self.attribute_names, self.regularized_dims = (
+            list(attribute_names),
+            None if regularized_dims is None else list(regularized_dims),
+        )
         self.codes: dict[str, dict[str, Any]] = {}
 
     def attach(self, engine: Engine) -> None:

@@ -12,10 +12,11 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ..engines.autoencoder import PrepareAutoencoderBatch
-from ..networks.priors.base import CodePrior, VQStage1
-from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
-from ..visualize.grids import save_image_grid
+from monai_genvq.engines.autoencoder import PrepareAutoencoderBatch
+from monai_genvq.networks.priors.base import CodePrior, VQStage1
+from monai_genvq.utils.fileio import atomic_write_text, write_json
+from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.visualize.grids import save_image_grid
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -153,8 +154,15 @@ class CodePriorReport:
         write_json(self.output_dir / "metrics.json", self.results)
         table = markdown_table(
             ["stage 1", "prior", "NLL (bits/code)", "uniform log2 K", "held-out code entropy"],
-            [[self.method, self.results["prior"], format_mean_std(self.results["nll_bits_per_code"]),
-              f"{math.log2(k):.3f}", f"{marginal:.3f}"]],
+            [
+                [
+                    self.method,
+                    self.results["prior"],
+                    format_mean_std(self.results["nll_bits_per_code"]),
+                    f"{math.log2(k):.3f}",
+                    f"{marginal:.3f}",
+                ]
+            ],
         )
         atomic_write_text(self.output_dir / "metrics.md", "# Code prior\n\n" + table)
         self.prior.train(was_training)

@@ -13,10 +13,11 @@ from monai.metrics import SSIMMetric
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
-from ..metrics.codebook import CodebookUsageMetric
-from ..reporting import atomic_write_text, format_mean_std, markdown_table, write_json
-from ..visualize.cardiac import plot_reconstruction_grid
-from ..visualize.projections import PROJECTION_NAMES, save_latent_projection
+from monai_genvq.metrics.codebook import CodebookUsageMetric
+from monai_genvq.utils.fileio import atomic_write_text, write_json
+from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.visualize.grids import plot_reconstruction_grid
+from monai_genvq.visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -44,14 +45,16 @@ def quantizer_table(results: Mapping[str, Mapping]) -> str:
     rows = []
     for method, r in results.items():
         cb = r.get("codebook") or {}
-        rows.append([
-            method,
-            format_mean_std(r.get("mse"), 5),
-            format_mean_std(r.get("ssim"), 4),
-            f"{cb['perplexity']:.1f}" if cb else "–",
-            f"{cb['code_use']:.3f} ({cb['codes_used']}/{cb['num_embeddings']})" if cb else "–",
-            ("yes" if cb.get("collapsed") else "no") if cb else "–",
-        ])
+        rows.append(
+            [
+                method,
+                format_mean_std(r.get("mse"), 5),
+                format_mean_std(r.get("ssim"), 4),
+                f"{cb['perplexity']:.1f}" if cb else "–",
+                f"{cb['code_use']:.3f} ({cb['codes_used']}/{cb['num_embeddings']})" if cb else "–",
+                ("yes" if cb.get("collapsed") else "no") if cb else "–",
+            ]
+        )
     header = ["quantizer", "MSE", "SSIM", "perplexity", "codebook use", "collapsed"]
     return markdown_table(header, rows)
 
@@ -159,7 +162,9 @@ class QuantizerEvaluationReport:
             pred, label = torch.as_tensor(output[Keys.PRED]), torch.as_tensor(output[Keys.LABEL])
         pred, label = pred.detach().float(), label.detach().float()
         if pred.shape != label.shape or pred.dim() != 4:
-            raise ValueError(f"expected (B, C, H, W) pred and label of one shape, got {tuple(pred.shape)}, {tuple(label.shape)}")
+            raise ValueError(
+                f"expected (B, C, H, W) pred and label of one shape, got {tuple(pred.shape)}, {tuple(label.shape)}"
+            )
         self._mse.append((pred - label).square().flatten(1).mean(1).cpu())
         self._ssim_values.append(self._ssim(pred.clamp(0, 1), label.clamp(0, 1)).reshape(-1).cpu())
         if self._examples is None:
@@ -174,7 +179,13 @@ class QuantizerEvaluationReport:
                 flat = z.movedim(1, -1).reshape(-1, z.shape[1]).float().cpu()
                 keep = self.max_projected - sum(len(v) for v in self._vectors)
                 if keep > 0:
-                    self._vectors.append(flat[torch.randperm(len(flat), generator=self._generator)[: min(keep, max(1, self.max_projected // 8))]])
+                    self._vectors.append(
+                        flat[
+                            torch.randperm(len(flat), generator=self._generator)[
+                                : min(keep, max(1, self.max_projected // 8))
+                            ]
+                        ]
+                    )
 
     def _report(self, engine: Engine) -> None:
         if not self._mse:
@@ -210,17 +221,28 @@ class QuantizerEvaluationReport:
     def _write_figures(self, out: Path) -> list[str]:
         figures = []
         if self._examples is not None:
-            plot_reconstruction_grid(*self._examples, out / "reconstructions.png", title=f"{self.method}: inputs (top), reconstructions (bottom)")
+            plot_reconstruction_grid(
+                *self._examples,
+                out / "reconstructions.png",
+                title=f"{self.method}: inputs (top), reconstructions (bottom)",
+            )
             figures.append("reconstructions.png")
         if self._codes is not None and self._vectors:
             vectors = torch.cat(self._vectors)
             codebook = self.network.bottleneck.codebook.detach().float().cpu()
-            indices = torch.cat([b.reshape(-1) for b in self._codes.get_buffer()]) if isinstance(self._codes.get_buffer(), list) else self._codes.get_buffer().reshape(-1)
+            indices = (
+                torch.cat([b.reshape(-1) for b in self._codes.get_buffer()])
+                if isinstance(self._codes.get_buffer(), list)
+                else self._codes.get_buffer().reshape(-1)
+            )
             used = torch.bincount(indices.long(), minlength=codebook.shape[0]) > 0
             for method in self.projection_methods:
                 save_latent_projection(
-                    torch.cat([vectors, codebook]), {"": _codebook_figure_labels(len(vectors), used)}, out / f"latent_{method}.png",
-                    method=method, title=f"{self.method}: encoder outputs and codebook ({PROJECTION_NAMES.get(method, method)})",
+                    torch.cat([vectors, codebook]),
+                    {"": _codebook_figure_labels(len(vectors), used)},
+                    out / f"latent_{method}.png",
+                    method=method,
+                    title=f"{self.method}: encoder outputs and codebook ({PROJECTION_NAMES.get(method, method)})",
                 )
                 figures.append(f"latent_{method}.png")
         return figures

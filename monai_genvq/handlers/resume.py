@@ -27,6 +27,8 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 
+from monai_genvq.engines.distributed import is_rank_zero
+
 __all__ = ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,12 @@ class ResumeFromLatest:
         if save_interval < 0 or n_saved < 1:
             raise ValueError(f"need save_interval >= 0 and n_saved >= 1, got {save_interval}, {n_saved}")
         self.ckpt_dir, self.save_dict, self.resume = str(ckpt_dir), dict(save_dict), bool(resume)
-        self.save_interval, self.n_saved, self.file_prefix, self.strict = int(save_interval), int(n_saved), file_prefix, strict
+        self.save_interval, self.n_saved, self.file_prefix, self.strict = (
+            int(save_interval),
+            int(n_saved),
+            file_prefix,
+            strict,
+        )
         self.loaded_from: Path | None = None
 
     def attach(self, engine: Engine) -> None:
@@ -134,14 +141,11 @@ class ResumeFromLatest:
 
     def _remove_stale(self, iteration: int) -> None:
         """Delete this prefix's older checkpoints beyond ``n_saved`` (those of an interrupted earlier run too)."""
-        from monai_genvq.engines.distributed import is_rank_zero
 
         if not is_rank_zero():
             return
         pattern = re.compile(rf"^{re.escape(self.file_prefix)}_checkpoint_(\d+)\.pt$")
-        steps = sorted(
-            (int(m.group(1)), name) for name in os.listdir(self.ckpt_dir) if (m := pattern.match(name))
-        )
+        steps = sorted((int(m.group(1)), name) for name in os.listdir(self.ckpt_dir) if (m := pattern.match(name)))
         for step, name in steps[: max(0, len(steps) - self.n_saved)]:
             if step < iteration:
                 try:
@@ -154,7 +158,9 @@ class ResumeFromLatest:
             return
         path = latest_checkpoint(self.ckpt_dir, self.file_prefix)
         if path is None:
-            logger.info(f"resume requested but {self.ckpt_dir} holds no {self.file_prefix}_checkpoint_*.pt: starting fresh")
+            logger.info(
+                f"resume requested but {self.ckpt_dir} holds no {self.file_prefix}_checkpoint_*.pt: starting fresh"
+            )
             return
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -162,7 +168,9 @@ class ResumeFromLatest:
             raise CorruptCheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
         missing = [k for k in self._objects if not isinstance(checkpoint, Mapping) or k not in checkpoint]
         if missing:
-            raise CorruptCheckpointError(f"checkpoint {path} lacks {missing} (holds {sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__})")
+            raise CorruptCheckpointError(
+                f"checkpoint {path} lacks {missing} (holds {sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__})"
+            )
         max_epochs = engine.state.max_epochs
         try:
             Checkpoint.load_objects(to_load=self._objects, checkpoint=checkpoint, strict=self.strict)

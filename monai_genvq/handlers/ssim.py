@@ -28,6 +28,11 @@ class SSIMHandler(IgniteMetricHandler):
     """
 
     def __init__(
-        self, spatial_dims: int = 2, data_range: float = 1.0, output_transform: Callable = from_engine(["pred", "label"])
+        self,
+        spatial_dims: int = 2,
+        data_range: float = 1.0,
+        output_transform: Callable = from_engine(["pred", "label"]),
     ) -> None:
-        super().__init__(metric_fn=SSIMMetric(spatial_dims=spatial_dims, data_range=data_range), output_transform=output_transform)
+        super().__init__(
+            metric_fn=SSIMMetric(spatial_dims=spatial_dims, data_range=data_range), output_transform=output_transform
+        )

@@ -5,30 +5,40 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from monai_genvq.networks.bottlenecks.gaussian import gaussian_kl as elementwise_gaussian_kl
-
-__all__ = ["gaussian_kl", "gaussian_kl_per_sample", "reconstruction_error"]
+__all__ = ["gaussian_kl", "reconstruction_error"]
 
 _EPS = 1e-6
 
 
-def gaussian_kl_per_sample(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form, summed over all non-batch dims: (B,)."""
-    return elementwise_gaussian_kl(mu, logvar).flatten(1).sum(1)
-
-
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, I)) summed over latent dims: per sample (``"none"``) or its batch mean.
+    """KL(N(μ, diag exp(logvar)) ‖ N(0, I)) in closed form (Kingma & Welling 2014, appendix B).
+
+    The one implementation of the Gaussian KL in the package.
+
+    Args:
+        mu: posterior mean (B, ...).
+        logvar: posterior log-variance, same shape.
+        reduction: ``"elementwise"`` (no reduction, same shape as ``mu``), ``"per_sample"`` (summed
+            over all non-batch dims: (B,)) or ``"mean"`` (the batch mean of the per-sample sums).
 
     Example:
         >>> gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4))
         tensor(0.)
+        >>> gaussian_kl(torch.ones(2, 3), torch.zeros(2, 3), "per_sample")
+        tensor([1.5000, 1.5000])
     """
-    kl = gaussian_kl_per_sample(mu, logvar)
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+    if reduction == "elementwise":
+        return kl
+    if reduction not in ("per_sample", "mean"):
+        raise ValueError(f"reduction must be 'elementwise', 'per_sample' or 'mean'; got {reduction!r}")
+    kl = kl.flatten(1).sum(1)
     return kl.mean() if reduction == "mean" else kl
 
 
-def reconstruction_error(x: torch.Tensor, target: torch.Tensor, kind: str = "mse", reduction: str = "mean") -> torch.Tensor:
+def reconstruction_error(
+    x: torch.Tensor, target: torch.Tensor, kind: str = "mse", reduction: str = "mean"
+) -> torch.Tensor:
     """Per-sample reconstruction error summed over voxels (squared error, or Bernoulli BCE).
 
     Use ``"bce"`` with sigmoid outputs: its gradient w.r.t. the logit is ``p - x`` and does not

@@ -1,13 +1,15 @@
 """Metrics as MONAI Cumulative metrics (BUAN, ...)."""
 
-from .buan import BUANMetric, buan_dipy, bundle_adjacency_batched, resample_streamlines_batched, summarize_buan
-from .codebook import CodebookUsageMetric
+from __future__ import annotations
 
-__all__ = ["BUANMetric", "buan_dipy", "bundle_adjacency_batched", "resample_streamlines_batched", "summarize_buan"]
-from .disentanglement import (
+from monai_genvq.metrics.cluster_dice import ClusterDiceMetric, dice_matrix, hungarian_dice
+from monai_genvq.metrics.codebook import CodebookUsageMetric
+from monai_genvq.metrics.disentanglement import (
     DISENTANGLEMENT_METRICS,
     DisentanglementMetric,
     compute_disentanglement,
+    discretize,
+    entropy_discrete,
     interpretability,
     mig,
     modularity,
@@ -15,22 +17,35 @@ from .disentanglement import (
     sap_score,
     scc_score,
 )
+from monai_genvq.metrics.segmentation import (
+    IntensityKMeans,
+    hungarian_match,
+    kmeans_clusters,
+    kmeans_segmentation,
+    per_label_dice,
+    summarize_dice,
+)
 
-__all__ += [
+__all__ = [
+    "ClusterDiceMetric",
+    "CodebookUsageMetric",
     "DISENTANGLEMENT_METRICS",
     "DisentanglementMetric",
+    "IntensityKMeans",
     "compute_disentanglement",
+    "dice_matrix",
+    "discretize",
+    "entropy_discrete",
+    "hungarian_dice",
+    "hungarian_match",
     "interpretability",
+    "kmeans_clusters",
+    "kmeans_segmentation",
     "mig",
     "modularity",
     "mutual_information_matrix",
+    "per_label_dice",
     "sap_score",
     "scc_score",
+    "summarize_dice",
 ]
-__all__ += ["CodebookUsageMetric"]
-from .segmentation import IntensityKMeans, hungarian_match, kmeans_clusters, kmeans_segmentation, per_label_dice, summarize_dice
-
-__all__ += ["IntensityKMeans", "hungarian_match", "kmeans_clusters", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
-from .cluster_dice import ClusterDiceMetric, dice_matrix, hungarian_dice  # noqa: E402
-
-__all__ += ["ClusterDiceMetric", "dice_matrix", "hungarian_dice"]

@@ -17,7 +17,9 @@ from scipy.optimize import linear_sum_assignment
 __all__ = ["dice_matrix", "hungarian_dice", "ClusterDiceMetric"]
 
 
-def dice_matrix(pred: np.ndarray, label: np.ndarray, pred_ids: Sequence[int], label_ids: Sequence[int], empty_value: float = 1.0) -> np.ndarray:
+def dice_matrix(
+    pred: np.ndarray, label: np.ndarray, pred_ids: Sequence[int], label_ids: Sequence[int], empty_value: float = 1.0
+) -> np.ndarray:
     """Dice of every (cluster, label) pair; a pair where both are empty scores ``empty_value``."""
     pred, label = np.asarray(pred).ravel(), np.asarray(label).ravel()
     if pred.shape != label.shape:
@@ -103,7 +105,9 @@ class ClusterDiceMetric(Cumulative):
         1.0
     """
 
-    def __init__(self, label_ids: Sequence[int] | None = None, empty_value: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self, label_ids: Sequence[int] | None = None, empty_value: float = 1.0, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         self.label_ids, self.empty_value, self.reduction = label_ids, empty_value, reduction
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from monai.metrics import Cumulative
 
-from ..networks.bottlenecks.base import codebook_statistics
+from monai_genvq.networks.bottlenecks.base import codebook_statistics
 
 __all__ = ["CodebookUsageMetric"]
 
@@ -36,7 +36,9 @@ class CodebookUsageMetric(Cumulative):
     def __call__(self, indices: torch.Tensor) -> None:  # type: ignore[override]
         indices = torch.as_tensor(indices).detach().long()
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_embeddings):
-            raise ValueError(f"code indices must lie in [0, {self.num_embeddings}), got {int(indices.min())}..{int(indices.max())}")
+            raise ValueError(
+                f"code indices must lie in [0, {self.num_embeddings}), got {int(indices.min())}..{int(indices.max())}"
+            )
         self.extend(indices.reshape(indices.shape[0], -1).cpu())  # one row per image
 
     def aggregate(self) -> dict:  # type: ignore[override]

@@ -146,7 +146,9 @@ def sap_score(z: Any, y: Any) -> float:
     zc, yc = z - z.mean(0), y - y.mean(0)
     cov = zc.T @ yc / z.shape[0]
     var_z, var_y = (zc**2).mean(0), (yc**2).mean(0)
-    s = np.where(var_z[:, None] > _EPS * max(1.0, float(var_z.max())), cov**2 / np.maximum(np.outer(var_z, var_y), _EPS), 0.0)
+    s = np.where(
+        var_z[:, None] > _EPS * max(1.0, float(var_z.max())), cov**2 / np.maximum(np.outer(var_z, var_y), _EPS), 0.0
+    )
     return float(_top2_gap(s).mean())
 
 

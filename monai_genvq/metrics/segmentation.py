@@ -9,7 +9,14 @@ import numpy as np
 import torch
 from monai.metrics import DiceMetric
 
-__all__ = ["IntensityKMeans", "hungarian_match", "kmeans_clusters", "kmeans_segmentation", "per_label_dice", "summarize_dice"]
+__all__ = [
+    "IntensityKMeans",
+    "hungarian_match",
+    "kmeans_clusters",
+    "kmeans_segmentation",
+    "per_label_dice",
+    "summarize_dice",
+]
 
 
 def _onehot(lab: torch.Tensor, num_labels: int) -> torch.Tensor:
@@ -42,10 +49,18 @@ def summarize_dice(dice: torch.Tensor, label_names: Sequence[str]) -> dict[str, 
     out = {}
     for j, name in enumerate(label_names):
         v = d[:, j][~torch.isnan(d[:, j])]
-        out[name] = {"mean": float(v.mean()) if v.numel() else float("nan"), "std": float(v.std()) if v.numel() > 1 else 0.0, "n": int(v.numel())}
+        out[name] = {
+            "mean": float(v.mean()) if v.numel() else float("nan"),
+            "std": float(v.std()) if v.numel() > 1 else 0.0,
+            "n": int(v.numel()),
+        }
     per_image = torch.nanmean(d, dim=1)
     per_image = per_image[~torch.isnan(per_image)]
-    out["mean"] = {"mean": float(per_image.mean()), "std": float(per_image.std()) if per_image.numel() > 1 else 0.0, "n": int(per_image.numel())}
+    out["mean"] = {
+        "mean": float(per_image.mean()),
+        "std": float(per_image.std()) if per_image.numel() > 1 else 0.0,
+        "n": int(per_image.numel()),
+    }
     return out
 
 
@@ -131,7 +146,7 @@ class IntensityKMeans(torch.nn.Module):
 
     Lets the baseline run through the same MONAI evaluator (and post-processing) as the learnt
     models. Cluster ids are arbitrary; scoring them needs a matching to the labels (the standard
-    Hungarian matching, :class:`monai_genvq.transforms.HungarianMatchd`), which uses the ground truth.
+    Hungarian matching, :class:`monai_genvq.apps.anatomical_prior.HungarianMatchd`), which uses the ground truth.
 
     Args:
         num_clusters: k.

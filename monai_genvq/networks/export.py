@@ -19,7 +19,11 @@ __all__ = ["TensorOutputNetwork", "network_tensor"]
 
 
 def network_tensor(
-    network: Any, inputs: torch.Tensor, method: str = "forward", output: str | None = None, kwargs: Mapping[str, Any] | None = None
+    network: Any,
+    inputs: torch.Tensor,
+    method: str = "forward",
+    output: str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """``getattr(network, method)(inputs, **kwargs)`` reduced to the tensor ``output`` names.
 
@@ -75,7 +79,11 @@ class TensorOutputNetwork(nn.Module):
     """
 
     def __init__(
-        self, network: nn.Module, output: str | None = None, method: str = "forward", kwargs: Mapping[str, Any] | None = None
+        self,
+        network: nn.Module,
+        output: str | None = None,
+        method: str = "forward",
+        kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not callable(getattr(network, method, None)):

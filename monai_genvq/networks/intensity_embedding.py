@@ -1,6 +1,6 @@
 """The no-learning reference embedding for unsupervised segmentation: each voxel's own intensities.
 
-:class:`~monai_genvq.engines.HyperbolicSegmentation` clusters whatever per-voxel embedding a network's
+:class:`~monai_genvq.apps.hyperbolic.HyperbolicSegmentation` clusters whatever per-voxel embedding a network's
 ``embed_volume`` returns. Given this module instead of a trained VAE, the same clustering, Hungarian
 matching and Dice score the (optionally Gaussian-smoothed) intensities, so ``comparison.md`` shows
 what a learnt embedding adds over k-means on intensity — the classic baseline of unsupervised
@@ -21,7 +21,7 @@ class IntensityEmbedding(torch.nn.Module):
 
     It has no parameters and a flat latent (``curvature = 0``), so it is clustered with Euclidean
     k-means. ``zoom`` is accepted for interface compatibility with
-    :meth:`~monai_genvq.networks.HyperbolicVAE.embed_volume` and ignored: the embedding is always at
+    :meth:`~monai_genvq.apps.hyperbolic.HyperbolicVAE.embed_volume` and ignored: the embedding is always at
     the input's resolution.
 
     Args:
@@ -45,16 +45,26 @@ class IntensityEmbedding(torch.nn.Module):
     @property
     def embedding_description(self) -> str:
         """What one voxel's embedding is (``metrics.json`` and figure titles say it)."""
-        return f"input intensities per voxel, Gaussian-smoothed (σ = {self.sigma:g} voxels)" if self.sigma else "input intensities per voxel"
+        return (
+            f"input intensities per voxel, Gaussian-smoothed (σ = {self.sigma:g} voxels)"
+            if self.sigma
+            else "input intensities per voxel"
+        )
 
-    def embed_volume(self, volume: torch.Tensor, slab: int = 16, padding_mode: str = "replicate", zoom: float = 1.0) -> torch.Tensor:
+    def embed_volume(
+        self, volume: torch.Tensor, slab: int = 16, padding_mode: str = "replicate", zoom: float = 1.0
+    ) -> torch.Tensor:
         """(C, *spatial) volume -> (C, *spatial) smoothed intensities (``slab``, ``padding_mode``, ``zoom`` unused)."""
         if volume.ndim != self.spatial_dims + 1:
-            raise ValueError(f"expected a (C, {', '.join('*' * self.spatial_dims)}) volume, got shape {tuple(volume.shape)}")
+            raise ValueError(
+                f"expected a (C, {', '.join('*' * self.spatial_dims)}) volume, got shape {tuple(volume.shape)}"
+            )
         if not torch.isfinite(volume).all():
             raise ValueError("volume contains NaN or infinite voxels")
         if self.sigma == 0:
             return volume.float()
         # edge voxels are extended (mode "nearest"): zero padding would darken the volume's border
-        smoothed = ndimage.gaussian_filter(volume.detach().float().cpu().numpy(), (0,) + (self.sigma,) * self.spatial_dims, mode="nearest")
+        smoothed = ndimage.gaussian_filter(
+            volume.detach().float().cpu().numpy(), (0,) + (self.sigma,) * self.spatial_dims, mode="nearest"
+        )
         return torch.as_tensor(np.ascontiguousarray(smoothed), device=volume.device)

@@ -1,6 +1,6 @@
-"""Cardiac transforms: ED loading, ventricular volumes (attributes) and the Attri-SIVAE short-axis alignment.
+"""Cardiac transforms: ED loading and the Attri-VAE / Attri-SIVAE short-axis alignment (shared by three methods).
 
-Attributes and alignment follow the Attri-VAE / Attri-SIVAE preprocessing (Cetin et al. 2023,
+The alignment follows the Attri-VAE / Attri-SIVAE preprocessing (Cetin et al. 2023,
 "Attri-VAE: attribute-based interpretable representations of medical images with variational
 autoencoders"; "Attribute Regularized Soft Introspective VAE", 2023): from the end-diastolic
 ground truth, LVEDV, MEDV (myocardial volume) and RVEDV in mL; one short-axis slice
@@ -26,19 +26,12 @@ from monai.transforms import MapTransform, Transform
 from monai_genvq.data.cardiac import CARDIAC_LABELS, CardiacDataError, load_cardiac_ed
 
 __all__ = [
-    "ATTRIBUTE_NAMES",
     "CardiacAlignment",
     "CardiacAlignmentd",
-    "CardiacAttributes",
-    "CardiacAttributesd",
     "LoadCardiacEDd",
     "align_short_axis",
-    "cardiac_attributes",
     "select_short_axis_slice",
 ]
-
-ATTRIBUTE_NAMES = ("LVEDV", "MEDV", "RVEDV")
-_ATTRIBUTE_LABELS = (CARDIAC_LABELS["LV"], CARDIAC_LABELS["MYO"], CARDIAC_LABELS["RV"])
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -49,27 +42,6 @@ def _squeeze_channel(x: np.ndarray, ndim: int) -> np.ndarray:
     if x.ndim == ndim + 1 and x.shape[0] == 1:
         return x[0]
     return x
-
-
-def cardiac_attributes(label: Any, spacing: Sequence[float]) -> np.ndarray:
-    """LVEDV, MEDV and RVEDV in mL: voxel counts of labels 1, 2, 3 × voxel volume (mm³) / 1000.
-
-    Args:
-        label: ED ground truth (X, Y, Z) or (1, X, Y, Z), internal convention.
-        spacing: voxel size in mm (3 values).
-
-    Example:
-        >>> lab = np.zeros((4, 4, 2), np.uint8); lab[0, 0, 0] = 1; lab[1, :, :] = 3
-        >>> cardiac_attributes(lab, (2.0, 2.0, 10.0)).tolist()  # 40 mm³ per voxel
-        [0.04, 0.0, 0.32]
-    """
-    label = _squeeze_channel(_as_numpy(label), 3)
-    spacing = np.asarray(_as_numpy(spacing), dtype=np.float64).reshape(-1)
-    if spacing.size != label.ndim or np.any(~np.isfinite(spacing)) or np.any(spacing <= 0):
-        raise ValueError(f"spacing must hold {label.ndim} positive voxel sizes (mm); got {spacing.tolist()}")
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(label.reshape(-1).astype(np.int64), minlength=4)
-    return np.array([counts[k] * voxel_ml for k in _ATTRIBUTE_LABELS], dtype=np.float32)
 
 
 def select_short_axis_slice(label: Any, mode: str | int = "mid", offset: int = 0) -> int:
@@ -95,7 +67,9 @@ def select_short_axis_slice(label: Any, mode: str | int = "mid", offset: int = 0
         index = int(mode)
     else:
         raise ValueError(f"slice mode must be 'mid', 'max_lv' or an index; got {mode!r}")
-    has_both = np.flatnonzero((label == CARDIAC_LABELS["LV"]).any(axis=(0, 1)) & (label == CARDIAC_LABELS["RV"]).any(axis=(0, 1)))
+    has_both = np.flatnonzero(
+        (label == CARDIAC_LABELS["LV"]).any(axis=(0, 1)) & (label == CARDIAC_LABELS["RV"]).any(axis=(0, 1))
+    )
     valid = has_both if has_both.size else has_lv
     return int(np.clip(index + int(offset), valid[0], valid[-1]))
 
@@ -156,51 +130,20 @@ def align_short_axis(
     if mask_outside:
         image = image * (label > 0)
     out_img = affine_transform(image, rot, offset=offset, output_shape=(size, size), order=1, cval=0.0)
-    out_lab = affine_transform(label.astype(np.float32), rot, offset=offset, output_shape=(size, size), order=0, cval=0.0)
+    out_lab = affine_transform(
+        label.astype(np.float32), rot, offset=offset, output_shape=(size, size), order=0, cval=0.0
+    )
     out_lab = np.rint(out_lab).astype(np.uint8)
     if mask_outside:
         out_img = out_img * (out_lab > 0)
     values = image[label > 0]
     hi = float(np.percentile(values, upper_percentile)) if values.size else 0.0
     out_img = np.clip(out_img / hi, 0.0, 1.0) if hi > 0 else np.zeros_like(out_img)
-    return out_img.astype(np.float32), out_lab, {"centre": centre.tolist(), "angle": angle, "rv_centre": rv_centre.tolist()}
-
-
-class CardiacAttributes(Transform):
-    """Array transform: ED ground truth + spacing -> ``[LVEDV, MEDV, RVEDV]`` (mL) as a float32 tensor.
-
-    Example:
-        >>> CardiacAttributes()(np.ones((2, 2, 1), np.uint8), (10.0, 10.0, 10.0))
-        tensor([4., 0., 0.])
-    """
-
-    def __call__(self, label: Any, spacing: Sequence[float]) -> torch.Tensor:  # type: ignore[override]
-        return torch.as_tensor(cardiac_attributes(label, spacing))
-
-
-class CardiacAttributesd(MapTransform):
-    """Dictionary form of :class:`CardiacAttributes`.
-
-    Args:
-        label_key: key of the 3-D ED ground truth (run before the 2-D alignment).
-        spacing_key: key of the voxel spacing (mm).
-        output_key: key that receives the (3,) attribute tensor.
-
-    Example:
-        >>> d = CardiacAttributesd()({"label": np.ones((2, 2, 1), np.uint8), "spacing": (10.0, 10.0, 10.0)})
-        >>> d["attributes"]
-        tensor([4., 0., 0.])
-    """
-
-    def __init__(self, label_key: str = "label", spacing_key: str = "spacing", output_key: str = "attributes") -> None:
-        super().__init__(keys=[label_key])
-        self.label_key, self.spacing_key, self.output_key = label_key, spacing_key, output_key
-        self.op = CardiacAttributes()
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        d[self.output_key] = self.op(d[self.label_key], d[self.spacing_key])
-        return d
+    return (
+        out_img.astype(np.float32),
+        out_lab,
+        {"centre": centre.tolist(), "angle": angle, "rv_centre": rv_centre.tolist()},
+    )
 
 
 class CardiacAlignment(Transform):
@@ -217,7 +160,7 @@ class CardiacAlignment(Transform):
         upper_percentile: intensity percentile (within the mask) mapped to 1.
 
     Example:
-        >>> from monai_genvq.data.synthetic.cardiac import render_cardiac_phantom
+        >>> from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
         >>> case = render_cardiac_phantom(np.random.default_rng(0))
         >>> img, lab = CardiacAlignment()(case["image"][..., 0], case["label"][..., 0])
         >>> tuple(img.shape), float(img.max()) <= 1.0
@@ -243,7 +186,9 @@ class CardiacAlignment(Transform):
         if image.ndim == 2:
             image, label = image[..., None], label[..., None]
         if image.ndim != 3 or image.shape != label.shape:
-            raise ValueError(f"expected ED image and label volumes of equal shape (X, Y, Z); got {image.shape}, {label.shape}")
+            raise ValueError(
+                f"expected ED image and label volumes of equal shape (X, Y, Z); got {image.shape}, {label.shape}"
+            )
         offset = self.slice_offset if slice_offset is None else int(slice_offset)
         index = select_short_axis_slice(label, self.slice_mode, offset)
         img, lab, params = align_short_axis(

@@ -1,4 +1,4 @@
-"""Image grids written as PNG (reconstructions, prior samples)."""
+"""Image grids written as PNG (reconstructions, prior samples) and the one matplotlib entry of the package."""
 
 from __future__ import annotations
 
@@ -9,24 +9,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "save_image_grid", "atomic_write_bytes"]
+from monai_genvq.utils.fileio import atomic_path, atomic_write_bytes
+
+__all__ = ["image_grid", "plot_reconstruction_grid", "pyplot", "save_figure", "save_image_grid"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` via a temporary sibling file and ``os.replace`` (the bytes twin of ``reporting.atomic_write_text``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (figures are only ever written to files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
-def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2, value_range: tuple = (0.0, 1.0)) -> np.ndarray:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix) and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
+    return Path(path)
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 2, value_range: tuple = (0.0, 1.0)
+) -> np.ndarray:
     """(N, 1, H, W) or (N, H, W) images -> one (rows·(H+pad)+pad, nrow·(W+pad)+pad) float array in [0, 1].
 
     Example:
@@ -59,3 +67,21 @@ def save_image_grid(images, path: str | os.PathLike, nrow: int = 8, value_range:
     buffer = io.BytesIO()
     imsave(buffer, image_grid(images, nrow, value_range=value_range), cmap="gray", vmin=0.0, vmax=1.0, format="png")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_reconstruction_grid(
+    images: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike, n: int = 8, title: str = ""
+) -> Path:
+    """Two rows: inputs and their reconstructions (first ``n`` of a batch of (B, 1, H, W))."""
+    plt = pyplot()
+    x = images[:n].detach().cpu().numpy()
+    r = reconstructions[:n].detach().cpu().numpy()
+    fig, axes = plt.subplots(2, len(x), figsize=(1.4 * len(x), 3), squeeze=False)
+    for j in range(len(x)):
+        for i, arr in enumerate((x, r)):
+            axes[i, j].imshow(arr[j, 0], cmap="gray", vmin=0, vmax=1)
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    axes[1, 0].set_ylabel("reconstruction", fontsize=8)
+    fig.suptitle(title or "reconstructions", fontsize=9)
+    return save_figure(fig, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,14 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from .grids import atomic_write_bytes
-from .segmentation import _np, label_overlay
+from monai_genvq.visualize.grids import pyplot, save_figure
+from monai_genvq.visualize.segmentation import _np, label_overlay
 
 __all__ = ["save_segmentation_slices"]
 
 
 def save_segmentation_slices(
-    image: Any, label_maps: Mapping[str, Any], path: str | os.PathLike, axis: int = -1, index: int | None = None, title: str = ""
+    image: Any,
+    label_maps: Mapping[str, Any],
+    path: str | os.PathLike,
+    axis: int = -1,
+    index: int | None = None,
+    title: str = "",
 ) -> Path:
     """Write a PNG: the image slice, then each label map of the same slice (categorical colours; 0 transparent).
 
@@ -32,7 +36,6 @@ def save_segmentation_slices(
     Example:
         >>> save_segmentation_slices(vol, {"truth": lab, "clusters": seg}, "seg.png")  # doctest: +SKIP
     """
-    from .cardiac import _pyplot
 
     img = _np(image).astype(np.float64)
     maps = {k: _np(v) for k, v in label_maps.items()}
@@ -40,7 +43,9 @@ def save_segmentation_slices(
     if img.ndim == len(spatial) + 1:
         img = img[0]
     if img.shape != tuple(spatial) or any(m.shape != tuple(spatial) for m in maps.values()):
-        raise ValueError(f"image {img.shape} and label maps {[m.shape for m in maps.values()]} must share one spatial shape")
+        raise ValueError(
+            f"image {img.shape} and label maps {[m.shape for m in maps.values()]} must share one spatial shape"
+        )
     if img.ndim == 3:
         index = img.shape[axis] // 2 if index is None else index
         img = np.take(img, index, axis=axis)
@@ -48,7 +53,7 @@ def save_segmentation_slices(
     elif img.ndim != 2:
         raise ValueError(f"expected a 2-D or 3-D image, got shape {img.shape}")
     value_range = tuple(float(v) for v in np.percentile(img, [1, 99])) if img.size else (0.0, 1.0)
-    plt = _pyplot()
+    plt = pyplot()
     panels = {"image": None, **maps}
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
     for ax, (name, m) in zip(axes[0], panels.items()):
@@ -59,7 +64,4 @@ def save_segmentation_slices(
         ax.set_xticks([]), ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=9)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(fig, path)

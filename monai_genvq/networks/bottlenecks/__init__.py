@@ -1,41 +1,73 @@
 """Pluggable bottlenecks: identity (AE), Gaussian (VAE) and the vector-quantizer family."""
 
-from .base import Bottleneck, BottleneckOutput, Quantizer, QuantizerOutput, codebook_perplexity
-from .ema_quantizer import EMAQuantizer
-from .gaussian import GaussianBottleneck, gaussian_kl
-from .gumbel_quantizer import GumbelQuantizer
-from .identity import IdentityBottleneck
-from .monai_adapter import MonaiQuantizerAdapter
-from .vector_quantizer import VectorQuantizer
-from .base import CodebookCollapseWarning, codebook_statistics, codebook_use
-from .fuzzy_cmeans import FuzzyCMeansQuantizer, fuzzy_loss_weights, fuzzy_memberships
-from .neural_gas import NeuralGasQuantizer, distance_ranks, neural_gas_lambda, neural_gas_posterior
-from .sampled_expectation import SampledExpectationQuantizer, distance_posterior, sample_code_mean
+from __future__ import annotations
+
+from monai_genvq.networks.bottlenecks.base import (
+    Bottleneck,
+    BottleneckOutput,
+    CodebookCollapseWarning,
+    Quantizer,
+    QuantizerOutput,
+    codebook_perplexity,
+    codebook_statistics,
+    codebook_use,
+)
+from monai_genvq.networks.bottlenecks.ema_quantizer import EMAQuantizer
+from monai_genvq.networks.bottlenecks.fuzzy_cmeans import (
+    FCM_LOSSES,
+    FCM_OUTPUTS,
+    FuzzyCMeansQuantizer,
+    fuzzy_loss_weights,
+    fuzzy_memberships,
+)
+from monai_genvq.networks.bottlenecks.gaussian import GaussianBottleneck
+from monai_genvq.networks.bottlenecks.gumbel_quantizer import GumbelQuantizer
+from monai_genvq.networks.bottlenecks.identity import IdentityBottleneck
+from monai_genvq.networks.bottlenecks.monai_adapter import MonaiQuantizerAdapter
+from monai_genvq.networks.bottlenecks.neural_gas import (
+    NeuralGasQuantizer,
+    distance_ranks,
+    neural_gas_lambda,
+    neural_gas_posterior,
+)
+from monai_genvq.networks.bottlenecks.sampled_expectation import (
+    SE_EVAL_MODES,
+    SampledExpectationQuantizer,
+    distance_posterior,
+    sample_code_mean,
+)
+from monai_genvq.networks.bottlenecks.soft_assignment import gumbel_quantiles, sample_gumbel, soft_codebook_assignment
+from monai_genvq.networks.bottlenecks.vector_quantizer import VectorQuantizer
 
 __all__ = [
     "Bottleneck",
     "BottleneckOutput",
+    "CodebookCollapseWarning",
+    "EMAQuantizer",
+    "FCM_LOSSES",
+    "FCM_OUTPUTS",
+    "FuzzyCMeansQuantizer",
+    "GaussianBottleneck",
+    "GumbelQuantizer",
+    "IdentityBottleneck",
+    "MonaiQuantizerAdapter",
+    "NeuralGasQuantizer",
     "Quantizer",
     "QuantizerOutput",
-    "codebook_perplexity",
-    "IdentityBottleneck",
-    "GaussianBottleneck",
-    "gaussian_kl",
+    "SE_EVAL_MODES",
+    "SampledExpectationQuantizer",
     "VectorQuantizer",
-    "EMAQuantizer",
-    "GumbelQuantizer",
-    "MonaiQuantizerAdapter",
-    "CodebookCollapseWarning",
+    "codebook_perplexity",
     "codebook_statistics",
     "codebook_use",
-    "NeuralGasQuantizer",
+    "distance_posterior",
     "distance_ranks",
-    "neural_gas_lambda",
-    "neural_gas_posterior",
-    "FuzzyCMeansQuantizer",
     "fuzzy_loss_weights",
     "fuzzy_memberships",
-    "SampledExpectationQuantizer",
-    "distance_posterior",
+    "gumbel_quantiles",
+    "neural_gas_lambda",
+    "neural_gas_posterior",
     "sample_code_mean",
+    "sample_gumbel",
+    "soft_codebook_assignment",
 ]

@@ -200,8 +200,9 @@ class Quantizer(Bottleneck):
         if not self.training or flat.shape[0] == 0:
             return
         if self.data_init and not bool(self.data_initialized):
-            self.reseed_codes(torch.arange(self.num_embeddings, device=flat.device),
-                              self._draw_latents(flat, self.num_embeddings))
+            self.reseed_codes(
+                torch.arange(self.num_embeddings, device=flat.device), self._draw_latents(flat, self.num_embeddings)
+            )
             self.data_initialized.fill_(True)
         if self.dead_code_steps > 0:
             self.reset_dead_codes(flat)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from .base import Quantizer, QuantizerOutput
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput
 
 __all__ = ["EMAQuantizer"]
 

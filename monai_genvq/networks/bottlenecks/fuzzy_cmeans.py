@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ...losses.vq import posterior_weighted_vq_loss
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from monai_genvq.losses.vq import posterior_weighted_vq_loss
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput, codebook_perplexity
 
 __all__ = ["FuzzyCMeansQuantizer", "fuzzy_memberships", "fuzzy_loss_weights", "FCM_LOSSES", "FCM_OUTPUTS"]
 

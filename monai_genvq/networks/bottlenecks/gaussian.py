@@ -3,14 +3,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Bottleneck, BottleneckOutput
+from monai_genvq.losses.elbo import gaussian_kl
+from monai_genvq.networks.bottlenecks.base import Bottleneck, BottleneckOutput
 
-__all__ = ["GaussianBottleneck", "gaussian_kl"]
-
-
-def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Element-wise KL(N(mean, exp(logvar)) || N(0, 1)) in closed form (Kingma & Welling 2014)."""
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+__all__ = ["GaussianBottleneck"]
 
 
 class GaussianBottleneck(Bottleneck):
@@ -43,5 +39,5 @@ class GaussianBottleneck(Bottleneck):
         mean, logvar = self.to_posterior(z).chunk(2, dim=1)
         logvar = logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
         latent = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
-        loss = self.kl_weight * gaussian_kl(mean, logvar).mean()
+        loss = self.kl_weight * gaussian_kl(mean, logvar, "elementwise").mean()
         return BottleneckOutput(latent=latent, loss=loss, mean=mean, logvar=logvar)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
-from .soft_assignment import soft_codebook_assignment
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput, codebook_perplexity
+from monai_genvq.networks.bottlenecks.soft_assignment import soft_codebook_assignment
 
 __all__ = ["GumbelQuantizer"]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Bottleneck, BottleneckOutput
+from monai_genvq.networks.bottlenecks.base import Bottleneck, BottleneckOutput
 
 __all__ = ["IdentityBottleneck"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Quantizer
+from monai_genvq.networks.bottlenecks.base import Quantizer
 
 __all__ = ["MonaiQuantizerAdapter"]
 

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ...losses.vq import posterior_weighted_vq_loss
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from monai_genvq.losses.vq import posterior_weighted_vq_loss
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput, codebook_perplexity
 
 __all__ = ["NeuralGasQuantizer", "distance_ranks", "neural_gas_posterior", "neural_gas_lambda"]
 

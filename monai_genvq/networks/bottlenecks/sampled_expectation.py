@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Quantizer, QuantizerOutput, codebook_perplexity
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput, codebook_perplexity
 
 __all__ = ["SampledExpectationQuantizer", "distance_posterior", "sample_code_mean", "SE_EVAL_MODES"]
 

@@ -136,6 +136,10 @@ def soft_codebook_assignment(
     if torch.jit.is_tracing():  # TorchScript export (ckpt_export --use_trace): the same maths as plain traceable ops
         scale = 1.0 / float(temperature)
         probs = flat.new_empty(flat.shape[0], codebook.shape[0])
-        indices = _block_probs(flat, codebook, (codebook * codebook).sum(1).mul(-scale).unsqueeze(0), scale, bool(gumbel_noise), probs)
+        indices = _block_probs(
+            flat, codebook, (codebook * codebook).sum(1).mul(-scale).unsqueeze(0), scale, bool(gumbel_noise), probs
+        )
         return probs @ codebook, probs, indices
-    return _SoftCodebookAssignment.apply(flat.contiguous(), codebook.contiguous(), float(temperature), bool(gumbel_noise))
+    return _SoftCodebookAssignment.apply(
+        flat.contiguous(), codebook.contiguous(), float(temperature), bool(gumbel_noise)
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Quantizer, QuantizerOutput
+from monai_genvq.networks.bottlenecks.base import Quantizer, QuantizerOutput
 
 __all__ = ["VectorQuantizer"]
 
@@ -51,5 +51,7 @@ class VectorQuantizer(Quantizer):
             indices = self.code_scores(flat).argmax(1)
             codes = self.embedding(indices)
             flat = flat.float()
-            loss = (codes - flat.detach()).square().mean() + self.commitment_cost * (flat - codes.detach()).square().mean()
+            loss = (codes - flat.detach()).square().mean() + self.commitment_cost * (
+                flat - codes.detach()
+            ).square().mean()
         return self.straight_through(z, flat, codes, indices, loss)

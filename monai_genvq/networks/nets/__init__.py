@@ -1,22 +1,23 @@
-from .cardiac_vae import ConvVAE, FlatLatentVAE, SoftIntroResBlock, SoftIntroResNetVAE, VAEOutput
-from .resnet_autoencoder import AutoencoderOutput, InputStatistics, ResidualBlock, ResNetAutoencoder
+"""Networks: the ResNet autoencoder with a pluggable bottleneck, and image VAEs (β-VAE, Soft-Intro ResNet VAE)."""
 
-__all__ = ["AutoencoderOutput", "InputStatistics", "ResidualBlock", "ResNetAutoencoder"]
-__all__ += ["ConvVAE", "FlatLatentVAE", "SoftIntroResBlock", "SoftIntroResNetVAE", "VAEOutput"]
-from .anatomical_prior import (
-    ImageSegmentationOutput,
-    ImageSegmentationVAE,
-    LabelPriorOutput,
-    LabelPriorVAE,
-    PriorConvDecoder,
-    PriorConvEncoder,
+from __future__ import annotations
+
+from monai_genvq.networks.nets.resnet_autoencoder import (
+    AutoencoderOutput,
+    InputStatistics,
+    ResidualBlock,
+    ResNetAutoencoder,
 )
+from monai_genvq.networks.nets.vae import ConvVAE, FlatLatentVAE, SoftIntroResBlock, SoftIntroResNetVAE, VAEOutput
 
-__all__ += [
-    "ImageSegmentationOutput",
-    "ImageSegmentationVAE",
-    "LabelPriorOutput",
-    "LabelPriorVAE",
-    "PriorConvDecoder",
-    "PriorConvEncoder",
+__all__ = [
+    "AutoencoderOutput",
+    "ConvVAE",
+    "FlatLatentVAE",
+    "InputStatistics",
+    "ResNetAutoencoder",
+    "ResidualBlock",
+    "SoftIntroResBlock",
+    "SoftIntroResNetVAE",
+    "VAEOutput",
 ]

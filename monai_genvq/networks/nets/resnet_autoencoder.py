@@ -7,7 +7,7 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from ..bottlenecks import Bottleneck, BottleneckOutput, IdentityBottleneck
+from monai_genvq.networks.bottlenecks import Bottleneck, BottleneckOutput, IdentityBottleneck
 
 __all__ = ["AutoencoderOutput", "InputStatistics", "ResidualBlock", "ResNetAutoencoder"]
 
@@ -127,8 +127,17 @@ class ResNetAutoencoder(nn.Module):
 
         def up(cin: int, cout: int, last: bool) -> nn.Module:
             return Convolution(
-                spatial_dims, cin, cout, strides=2, kernel_size=4, padding=1, output_padding=0,
-                is_transposed=True, act=None if last else "relu", norm=None, conv_only=last,
+                spatial_dims,
+                cin,
+                cout,
+                strides=2,
+                kernel_size=4,
+                padding=1,
+                output_padding=0,
+                is_transposed=True,
+                act=None if last else "relu",
+                norm=None,
+                conv_only=last,
             )
 
         encoder: list[nn.Module] = []

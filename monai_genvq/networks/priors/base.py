@@ -32,7 +32,9 @@ class CodePrior(nn.Module):
     def check_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Validate a (B, H, W) long index map."""
         if indices.dim() != 3:
-            raise ValueError(f"{type(self).__name__} expects (B, H, W) code-index maps, got shape {tuple(indices.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expects (B, H, W) code-index maps, got shape {tuple(indices.shape)}"
+            )
         if indices.dtype.is_floating_point:
             raise ValueError(f"code indices must be integers, got {indices.dtype}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_embeddings):
@@ -68,8 +70,10 @@ def load_model_weights(module: nn.Module, path: str | os.PathLike, key: str = "m
         FileNotFoundError: the checkpoint is missing (the message names it and says how to make it).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"stage-1 checkpoint '{path}' does not exist; train the autoencoder first "
-                                "(python -m monai.bundle run training ...) with the same variant and bundle_root.")
+        raise FileNotFoundError(
+            f"stage-1 checkpoint '{path}' does not exist; train the autoencoder first "
+            "(python -m monai.bundle run training ...) with the same variant and bundle_root."
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and key in state and isinstance(state[key], dict):
         state = state[key]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CodePrior
+from monai_genvq.networks.priors.base import CodePrior
 
 __all__ = ["GatedMaskedConv2d", "GatedPixelCNNPrior"]
 
@@ -57,7 +57,9 @@ class GatedMaskedConv2d(nn.Module):
         height, width = v.shape[-2:]
         v_feat = F.conv2d(v, self.vertical.weight * self.v_mask, self.vertical.bias, padding=self.vertical.padding)
         v_feat = v_feat[:, :, :height, :]
-        h_feat = F.conv2d(h, self.horizontal.weight * self.h_mask, self.horizontal.bias, padding=self.horizontal.padding)
+        h_feat = F.conv2d(
+            h, self.horizontal.weight * self.h_mask, self.horizontal.bias, padding=self.horizontal.padding
+        )
         h_feat = h_feat[:, :, :, :width]
         h_out = self.horizontal_out(self._gate(h_feat + self.vertical_to_horizontal(v_feat)))
         if self.mask_type == "B":

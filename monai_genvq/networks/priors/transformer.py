@@ -10,7 +10,7 @@ from monai.inferers import VQVAETransformerInferer
 from monai.networks.nets import DecoderOnlyTransformer
 from monai.utils.ordering import Ordering
 
-from .base import CodePrior
+from monai_genvq.networks.priors.base import CodePrior
 
 __all__ = ["TransformerCodePrior"]
 
@@ -106,7 +106,10 @@ class TransformerCodePrior(CodePrior):
 
     @torch.no_grad()
     def sample(
-        self, num_samples: int, spatial_shape: Sequence[int] | None = None, temperature: float = 1.0,
+        self,
+        num_samples: int,
+        spatial_shape: Sequence[int] | None = None,
+        temperature: float = 1.0,
         top_k: int | None = None,
     ) -> torch.Tensor:
         if spatial_shape is not None and tuple(int(s) for s in spatial_shape) != self.spatial_shape:
@@ -114,6 +117,12 @@ class TransformerCodePrior(CodePrior):
         device = self.transformer.token_embeddings.weight.device
         start = torch.full((num_samples, 1), self.num_embeddings, dtype=torch.long, device=device)
         return self.inferer.sample(
-            self.spatial_shape, start, self._codes, self.transformer, self.ordering,
-            temperature=temperature, top_k=top_k, verbose=False,
+            self.spatial_shape,
+            start,
+            self._codes,
+            self.transformer,
+            self.ordering,
+            temperature=temperature,
+            top_k=top_k,
+            verbose=False,
         )

@@ -1,0 +1,328 @@
+"""Unsupervised segmentation with a trained hyperbolic VAE: embed, cluster, match, score, write.
+
+Per volume: per-voxel posterior means (fully convolutional, :meth:`HyperbolicVAE.embed_volume`),
+Poincaré k-means (Fréchet means) or Euclidean k-means with k = classes of each level, Hungarian
+matching of clusters to labels and Dice (Hsu et al. 2021's protocol, METRICS.md), segmentations
+written in the input's geometry (NIfTI affine / MRC voxel size) with cluster ids replaced by the
+matched label ids (unmatched clusters -> 255).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from monai_genvq.apps.hyperbolic.figures import poincare_disk_2d
+from monai_genvq.apps.hyperbolic.inferer import cluster_embedding
+from monai_genvq.data.volumes import load_volume, save_segmentation
+from monai_genvq.metrics.cluster_dice import hungarian_dice
+from monai_genvq.utils.fileio import atomic_write_text, write_json
+from monai_genvq.utils.tables import markdown_table
+from monai_genvq.visualize.grids import plot_reconstruction_grid
+from monai_genvq.visualize.projections import save_latent_projection
+from monai_genvq.visualize.slices import save_segmentation_slices
+
+__all__ = ["HyperbolicSegmentation", "write_comparison_table"]
+
+
+class HyperbolicSegmentation:
+    """Evaluate (or just run) unsupervised segmentation of a list of volumes.
+
+    Args:
+        network: a trained :class:`~monai_genvq.apps.hyperbolic.HyperbolicVAE`, or
+            :class:`~monai_genvq.networks.IntensityEmbedding` for the k-means-on-intensity reference.
+        records: dicts with ``image`` (path or list of channel paths) and the label keys.
+        levels: ``{level name: (label key or None, number of clusters, label ids or None)}``; a label map
+            is first converted by ``label_transforms[name]`` when given (e.g. BraTS whole tumour).
+        output_dir: where ``metrics.json``, ``metrics.md`` and ``segmentations/`` go.
+        method: configuration name in the outputs (e.g. "hyperbolic").
+        clustering: "auto" (Poincaré k-means for c > 0, Euclidean for a flat latent), "poincare" or "euclidean".
+        normalize: intensity normalisation used in training (see :func:`~monai_genvq.data.load_volume`).
+        mask: "none" or "nonzero" (cluster only voxels where any channel ≠ 0, e.g. the brain; others get 0).
+        label_transforms: optional ``{level name: callable(label array) -> array}``.
+        checkpoint: optional path of a state dict (``{"model": …}`` or bare) loaded with weights_only=True.
+        device: torch device.
+        max_fit_points: k-means is fitted on at most this many voxels and then assigns all.
+        write_segmentations: write one file per (volume, level).
+        write_embeddings: also write each volume's per-voxel embedding as a 4-D NIfTI (X, Y, Z, d) in the
+            input's geometry (for MRC inputs: the file's axis order and voxel size).
+        seed: k-means seed.
+        figures: write figures next to ``metrics.json`` (listed there under ``figures``):
+            ``latent_projection.png`` — a seeded subsample of per-voxel embeddings (at most
+            ``max_projected``) in the Poincaré disk with its unit circle (PCA for a flat latent), one
+            panel per level coloured by the level's label; ``segmentation.png`` — the middle slice
+            of the first volume with each level's truth and matched clusters;
+            ``reconstructions.png`` — central slices of 8 patches of the first volume over their
+            reconstructions from the posterior mean.
+        max_projected: embeddings drawn in the projection.
+        zoom: resampling factor the network was trained at (see :meth:`HyperbolicVAE.embed_volume`).
+
+    Example:
+        >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
+        >>> seg.run()["levels"]["level1"]["mean"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        records: Sequence[Mapping[str, Any]],
+        levels: Mapping[str, Sequence[Any]],
+        output_dir: str | os.PathLike,
+        method: str = "hyperbolic",
+        clustering: str = "auto",
+        normalize: str = "none",
+        mask: str = "none",
+        label_transforms: Mapping[str, Any] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        max_fit_points: int = 200_000,
+        write_segmentations: bool = True,
+        write_embeddings: bool = False,
+        dataset: str = "",
+        seed: int = 0,
+        figures: bool = True,
+        max_projected: int = 3000,
+        zoom: float = 1.0,
+    ) -> None:
+        if not records:
+            raise ValueError("no volumes to segment (empty datalist)")
+        self.network, self.records, self.levels = network, list(records), dict(levels)
+        self.output_dir, self.method, self.clustering = Path(output_dir), method, clustering
+        self.normalize, self.mask, self.label_transforms = normalize, mask, dict(label_transforms or {})
+        self.checkpoint, self.device, self.max_fit_points = checkpoint, torch.device(device), max_fit_points
+        self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
+        self.write_embeddings, self.zoom = write_embeddings, float(zoom)
+        self.figures, self.max_projected = figures, int(max_projected)
+
+    def _load_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        self.network.load_state_dict(
+            state.get("model", state) if isinstance(state, dict) and "model" in state else state
+        )
+
+    def curvature(self) -> float:
+        c = float(getattr(self.network, "curvature", 1.0))
+        if self.clustering == "euclidean":
+            return 0.0
+        if self.clustering == "poincare" and c == 0:
+            raise ValueError("Poincaré k-means needs a hyperbolic latent (curvature > 0)")
+        return c
+
+    def embedding_description(self) -> str:
+        """What one voxel's embedding is: the network's ``embedding_description`` if it has one, else the VAE's posterior mean."""
+        return getattr(self.network, "embedding_description", None) or (
+            f"posterior mean per voxel (its N³ patch on the volume resampled by zoom {self.zoom:g})"
+        )
+
+    def embed(self, volume: np.ndarray) -> torch.Tensor:
+        """(C, *spatial) volume -> (d, *spatial) per-voxel posterior means."""
+        self.network.eval()
+        return self.network.embed_volume(torch.as_tensor(volume, device=self.device), zoom=self.zoom)
+
+    def segment(self, volume: np.ndarray, n_clusters: int, emb: torch.Tensor | None = None) -> np.ndarray:
+        """(C, *spatial) volume -> cluster ids (*spatial) (0-based; masked-out voxels -> -1)."""
+        emb = self.embed(volume) if emb is None else emb
+        keep = None if self.mask == "none" else (volume != 0).any(0)
+        return cluster_embedding(emb, n_clusters, self.curvature(), keep, self.seed, self.max_fit_points)
+
+    def run(self) -> dict[str, Any]:
+        self._load_checkpoint()
+        self.network.to(self.device)
+        scores: dict[str, list[float]] = {name: [] for name in self.levels}
+        label_scores: dict[str, list[np.ndarray]] = {name: [] for name in self.levels}
+        label_ids_seen: dict[str, list[int]] = {}
+        per_volume = []
+        sample: dict[str, list] = {"codes": [], **{name: [] for name in self.levels}}
+        figure_volume: dict[str, Any] = {}
+        with torch.no_grad():
+            for rec in self.records:
+                volume, meta = load_volume(rec["image"], self.normalize)
+                entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
+                emb = self.embed(volume)
+                level_maps: dict[str, np.ndarray] = {}
+                if self.write_embeddings:
+                    _save_embedding(emb, meta, self.output_dir / "embeddings" / f"{entry['name']}_embedding.nii.gz")
+                for name, (label_key, n_clusters, label_ids) in self.levels.items():
+                    clusters = self.segment(volume, int(n_clusters), emb)
+                    seg_out = clusters
+                    if label_key is not None and label_key in rec:
+                        label, _ = load_volume(rec[label_key], "none")
+                        label = np.rint(label[0]).astype(np.int64)
+                        if name in self.label_transforms:
+                            label = self.label_transforms[name](label)
+                        if self.mask != "none":
+                            keep = clusters >= 0
+                            dice, mapping, per_label = hungarian_dice(clusters[keep], label[keep], label_ids)
+                        else:
+                            dice, mapping, per_label = hungarian_dice(clusters, label, label_ids)
+                        level_maps[f"{name} truth"] = label
+                        scores[name].append(dice)
+                        label_scores[name].append(per_label)
+                        label_ids_seen[name] = sorted(
+                            int(i) for i in (label_ids if label_ids is not None else np.unique(label))
+                        )
+                        entry[name] = {"dice": dice, "per_label": per_label.tolist()}
+                        lut = {v: k for k, v in mapping.items()}
+                        seg_out = np.vectorize(
+                            lambda v, lut=lut: lut.get(int(v), 0 if v < 0 else 255), otypes=[np.int64]
+                        )(clusters)
+                    level_maps[name] = seg_out
+                    if self.write_segmentations:
+                        ext = ".mrc" if meta.get("format") == "mrc" else ".nii.gz"
+                        save_segmentation(
+                            np.where(seg_out < 0, 0, seg_out),
+                            meta,
+                            self.output_dir / "segmentations" / f"{entry['name']}_{name}{ext}",
+                        )
+                per_volume.append(entry)
+                if self.figures:
+                    self._sample_embeddings(volume, emb, level_maps, sample)
+                    figure_volume = figure_volume or {"volume": volume, "maps": level_maps, "name": entry["name"]}
+        levels = {}
+        for name, v in scores.items():
+            if not v:
+                continue
+            per = np.stack(label_scores[name])
+            ids = label_ids_seen[name] if per.shape[1] == len(label_ids_seen[name]) else list(range(per.shape[1]))
+            levels[name] = {
+                "mean": float(np.mean(v)),
+                "std": float(np.std(v)),
+                "n": len(v),
+                "per_label": {
+                    str(i): {"mean": float(per[:, j].mean()), "std": float(per[:, j].std())} for j, i in enumerate(ids)
+                },
+            }
+        metrics = {
+            "method": self.method,
+            "dataset": self.dataset,
+            "clustering": "euclidean" if self.curvature() == 0 else "poincare",
+            "embedding": self.embedding_description(),
+            "metric": "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes",
+            "levels": levels,
+            "volumes": per_volume,
+        }
+        if self.figures:
+            metrics["figures"] = self._write_figures(sample, figure_volume)
+        write_json(self.output_dir / "metrics.json", metrics)
+        rows = [[name, f"{s['mean']:.3f} ± {s['std']:.3f}"] for name, s in levels.items()]
+        atomic_write_text(self.output_dir / "metrics.md", markdown_table(["level", self.method], rows))
+        write_comparison_table(self.output_dir.parent.parent)
+        return metrics
+
+    def _sample_embeddings(
+        self, volume: np.ndarray, emb: torch.Tensor, level_maps: Mapping[str, np.ndarray], sample: dict
+    ) -> None:
+        """Add a seeded subsample of this volume's voxels (codes + each level's truth, else clusters) to ``sample``."""
+        keep = np.ones(volume.shape[1:], bool) if self.mask == "none" else (volume != 0).any(0)
+        where = np.flatnonzero(keep.ravel())
+        per_volume = max(1, self.max_projected // len(self.records))
+        pick = (
+            np.random.default_rng(self.seed).choice(where, min(per_volume, len(where)), replace=False)
+            if len(where)
+            else where
+        )
+        sample["codes"].append(
+            emb.reshape(emb.shape[0], -1).T[torch.as_tensor(pick, device=emb.device)].float().cpu().numpy()
+        )
+        for name in self.levels:
+            values = level_maps.get(f"{name} truth", level_maps.get(name))
+            sample[name].append(values.ravel()[pick])
+
+    @torch.no_grad()
+    def _write_figures(self, sample: Mapping[str, list], figure_volume: Mapping[str, Any]) -> list[str]:
+        figures = []
+        codes = np.concatenate(sample["codes"]) if sample["codes"] else np.zeros((0, 2))
+        if len(codes) > 2:
+            c = self.curvature()
+            labels = {
+                f"{name} ({'truth' if name + ' truth' in figure_volume.get('maps', {}) else 'clusters'})": np.concatenate(
+                    sample[name]
+                )
+                for name in self.levels
+            }
+            disk = functools.partial(poincare_disk_2d, c=c) if c > 0 else None
+            save_latent_projection(
+                codes,
+                labels,
+                self.output_dir / "latent_projection.png",
+                projector=disk,
+                unit_disk=c > 0,
+                title=f"{self.method}: {self.embedding_description()}"
+                + (" in the Poincaré disk" if c > 0 else " (PCA)"),
+            )
+            figures.append("latent_projection.png")
+        if figure_volume:
+            volume = figure_volume["volume"]
+            save_segmentation_slices(
+                volume,
+                figure_volume["maps"],
+                self.output_dir / "segmentation.png",
+                title=f"{self.method}: {figure_volume['name']} (middle slice)",
+            )
+            figures.append("segmentation.png")
+            n = int(getattr(self.network, "patch_size", 0) or 0)
+            if n and all(s >= n for s in volume.shape[1:]):
+                gen = np.random.default_rng(self.seed)
+                starts = [[int(gen.integers(0, s - n + 1)) for s in volume.shape[1:]] for _ in range(8)]
+                patches = torch.stack(
+                    [torch.as_tensor(volume[:, a : a + n, b : b + n, d : d + n]) for a, b, d in starts]
+                ).float()
+                mu = self.network.encode(patches.to(self.device))[0]
+                rec = self.network.decode(mu).cpu()
+                x, r = patches[:, :1, :, :, n // 2], rec[:, :1, :, :, n // 2]
+                lo, hi = float(x.min()), float(x.max())
+                scale = max(hi - lo, 1e-12)
+                plot_reconstruction_grid(
+                    (x - lo) / scale,
+                    ((r - lo) / scale).clamp(0, 1),
+                    self.output_dir / "reconstructions.png",
+                    title=f"{self.method}: patches (top) and reconstructions from μ (bottom), middle slice",
+                )
+                figures.append("reconstructions.png")
+        return figures
+
+
+def _save_embedding(emb: torch.Tensor, meta: Mapping[str, Any], path: Path) -> None:
+    import nibabel as nib
+
+    if meta.get("format") == "mrc":
+        affine = np.diag([*map(float, meta.get("voxel_size") or (1.0, 1.0, 1.0)), 1.0])
+    else:
+        affine = meta.get("affine", np.eye(4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    nib.save(nib.Nifti1Image(emb.movedim(0, -1).cpu().numpy().astype(np.float32), affine), str(tmp))
+    os.replace(tmp, path)
+
+
+def write_comparison_table(outputs_root: str | os.PathLike) -> Path | None:
+    """Gather ``<outputs_root>/*/eval/metrics.json`` into ``<outputs_root>/comparison.md`` (levels × configurations)."""
+    import json
+
+    root = Path(outputs_root)
+    found = {}
+    for f in sorted(root.glob("*/eval/metrics.json")):
+        try:
+            found[f.parent.parent.name] = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+    if not found:
+        return None
+    levels = sorted({lv for m in found.values() for lv in m.get("levels", {})})
+    rows = [
+        [lv]
+        + [
+            f"{m['levels'][lv]['mean']:.3f} ± {m['levels'][lv]['std']:.3f}" if lv in m.get("levels", {}) else "–"
+            for m in found.values()
+        ]
+        for lv in levels
+    ]
+    return atomic_write_text(root / "comparison.md", markdown_table(["level"] + list(found), rows))

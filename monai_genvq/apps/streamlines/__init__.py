@@ -1,0 +1,105 @@
+"""VQ-Diff and its baselines on white-matter streamline bundles: TractoInferno / dipy readers, .trk I/O,
+synthetic tracts, streamline transforms, BUAN (dipy-exact, batched), evaluation report, prior samples, demo."""
+
+from __future__ import annotations
+
+from monai_genvq.apps.streamlines.buan import (
+    BUANMetric,
+    buan_dipy,
+    bundle_adjacency_batched,
+    resample_streamlines_batched,
+    summarize_buan,
+)
+from monai_genvq.apps.streamlines.buan_handler import BUANHandler
+from monai_genvq.apps.streamlines.dataset import (
+    StreamlineGroups,
+    balance_samples,
+    build_streamline_samples,
+    group_streamlines,
+    split_samples,
+)
+from monai_genvq.apps.streamlines.dipy_bundles import dipy_data_file, prepare_dipy_bundles
+from monai_genvq.apps.streamlines.figures import as_streamline_points, save_streamline_render
+from monai_genvq.apps.streamlines.group_order import apply_group_order, canonical_group_order, invert_group_order
+from monai_genvq.apps.streamlines.inference import streamline_inference_items
+from monai_genvq.apps.streamlines.io import (
+    SUPPORTED_STREAMLINE_EXTENSIONS,
+    StreamlineFileError,
+    load_streamlines,
+    save_bundle_tensor,
+    save_streamlines,
+)
+from monai_genvq.apps.streamlines.prior_report import (
+    SAMPLE_STATISTICS,
+    ReferenceStatistics,
+    StreamlinePriorReport,
+    choose_sample_statistics,
+)
+from monai_genvq.apps.streamlines.report import StreamlineEvaluationReport, latent_perturbation_buan
+from monai_genvq.apps.streamlines.synthetic import (
+    SYNTHETIC_TRACTS,
+    ensure_synthetic_tractoinferno,
+    generate_synthetic_tractoinferno,
+)
+from monai_genvq.apps.streamlines.tractoinferno import discover_tractoinferno
+from monai_genvq.apps.streamlines.transforms import (
+    NormalizeStreamlines,
+    NormalizeStreamlinesd,
+    ResampleStreamlines,
+    ResampleStreamlinesd,
+    StreamlineNormalizer,
+    StreamlinesToBundleTensor,
+    StreamlinesToBundleTensord,
+    bundle_tensor_to_streamlines,
+    resample_streamlines,
+    streamlines_to_bundle_tensor,
+)
+from monai_genvq.apps.streamlines.writer import StreamlineWriter
+
+__all__ = [
+    "BUANHandler",
+    "BUANMetric",
+    "NormalizeStreamlines",
+    "NormalizeStreamlinesd",
+    "ReferenceStatistics",
+    "ResampleStreamlines",
+    "ResampleStreamlinesd",
+    "SAMPLE_STATISTICS",
+    "SUPPORTED_STREAMLINE_EXTENSIONS",
+    "SYNTHETIC_TRACTS",
+    "StreamlineEvaluationReport",
+    "StreamlineFileError",
+    "StreamlineGroups",
+    "StreamlineNormalizer",
+    "StreamlinePriorReport",
+    "StreamlineWriter",
+    "StreamlinesToBundleTensor",
+    "StreamlinesToBundleTensord",
+    "apply_group_order",
+    "as_streamline_points",
+    "balance_samples",
+    "buan_dipy",
+    "build_streamline_samples",
+    "bundle_adjacency_batched",
+    "bundle_tensor_to_streamlines",
+    "canonical_group_order",
+    "choose_sample_statistics",
+    "dipy_data_file",
+    "discover_tractoinferno",
+    "ensure_synthetic_tractoinferno",
+    "generate_synthetic_tractoinferno",
+    "group_streamlines",
+    "invert_group_order",
+    "latent_perturbation_buan",
+    "load_streamlines",
+    "prepare_dipy_bundles",
+    "resample_streamlines",
+    "resample_streamlines_batched",
+    "save_bundle_tensor",
+    "save_streamline_render",
+    "save_streamlines",
+    "split_samples",
+    "streamline_inference_items",
+    "streamlines_to_bundle_tensor",
+    "summarize_buan",
+]
