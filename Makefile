@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint format test test-fast bench clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m monai_genvq.apps.streamlines.demo
 
+# ruff (config in pyproject.toml): lint + formatting check; `make format` applies both
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# unit tests, docstring examples (--doctest-modules on the package) and the end-to-end bundle runs
 test: $(STAMP)
 	$(PY) -m pytest -q
 

@@ -18,6 +18,7 @@ from monai_genvq.apps.anatomical_prior import (
     PrepareLabelBatch,
     ValidateLabelMapd,
     anatomical_prior_loss_terms,
+    atlas_intensity_init,
     categorical_nll,
     check_label_map,
     jensen_intensity_log_likelihood,
@@ -152,6 +153,89 @@ def test_frozen_decoder_stays_frozen_in_stage2():
         ImageModelTrainer("cpu", 1, data, net, torch.optim.Adam(net.parameters()))
     x, z = render_from_prior(net, 3)
     assert x.shape == (3, 1, 16, 16) and z.shape == (3, 4)
+
+
+def _stage2_net(seed=0):
+    torch.manual_seed(seed)
+    prior = LabelPriorVAE(2, 3, 16, (4, 8), 4)
+    prior.set_location_prior(location_prior(list(_disc_maps(8)), 3))
+    return ImageSegmentationVAE(prior, in_channels=1)
+
+
+def _stage2_run(pretrain_iterations, iterations, seed=0):
+    """A tiny stage-2 run (one batch per epoch) from :func:`_stage2_net`; returns the network, the prior's initial
+    state, what each iteration logged ({iteration: names of the loss terms in its output}) and the data."""
+    net = _stage2_net(seed)
+    prior_before = {k: v.clone() for k, v in net.prior.state_dict().items()}
+    data = [{"image": torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))}]
+    trainer = ImageModelTrainer(
+        "cpu",
+        iterations,
+        data,
+        net,
+        torch.optim.Adam(net.trainable_parameters(), 1e-2),
+        pretrain_iterations=pretrain_iterations,
+    )
+    logged = {}
+
+    def log(engine):
+        out = engine.state.output[0] if isinstance(engine.state.output, list) else engine.state.output
+        logged[engine.state.iteration] = {k for k in ("pretrain_loss", "nll", "kl") if out.get(k) is not None}
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, log)
+    torch.manual_seed(seed + 1)
+    trainer.run()
+    return net, prior_before, logged, data
+
+
+def test_stage2_pretraining_runs_exactly_the_configured_iterations_and_trains_only_the_encoder():
+    """Pre-training on prior renders happens on iterations 1..N only, moves the image encoder (and nothing else),
+    and leaves it elsewhere than the Jensen bound would in the same N iterations (from the same start)."""
+    n = 3
+    net, prior_before, logged, data = _stage2_run(pretrain_iterations=n, iterations=n + 2)
+    assert [i for i, terms in logged.items() if terms == {"pretrain_loss"}] == [1, 2, 3]
+    assert [i for i, terms in logged.items() if terms == {"nll", "kl"}] == [4, 5]
+
+    pre, prior_before, _, data = _stage2_run(pretrain_iterations=n, iterations=n)
+    jensen, _, logged_j, _ = _stage2_run(pretrain_iterations=0, iterations=n)
+    assert all(terms == {"nll", "kl"} for terms in logged_j.values())
+    start = _stage2_net()  # the common starting point
+    enc = lambda m: torch.cat([p.detach().flatten() for p in m.image_encoder.parameters()])  # noqa: E731
+    assert not torch.equal(enc(pre), enc(start))  # pre-training moved the encoder ...
+    assert not torch.allclose(enc(pre), enc(jensen), atol=1e-6)  # ... and not the way the Jensen bound does
+    for net_ in (pre, jensen):  # the decoder stays frozen either way
+        for k, v in net_.prior.state_dict().items():
+            assert torch.equal(v, prior_before[k]), k
+    # pre-training trains the encoder only: the intensity model is still the atlas initialisation
+    means, logvars = atlas_intensity_init(start, data, PrepareImageBatch())
+    torch.testing.assert_close(pre.means.detach(), means, rtol=0, atol=0)
+    torch.testing.assert_close(pre.logvars.detach(), logvars, rtol=0, atol=0)
+    assert not torch.equal(jensen.means.detach(), means)
+
+
+def test_bundle_pretrain_iterations_reach_the_stage2_trainer(tmp_path):
+    """configs/train_image.json declares pretrain_iterations > 0 and the instantiated trainer uses that value."""
+    import json
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    configs = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg" / "configs"
+    declared = json.loads((configs / "train_image.json").read_text())["pretrain_iterations"]
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.json"), str(configs / "train_image.json")])
+    parser.update(
+        {
+            "bundle_root": str(tmp_path),
+            "device": "$torch.device('cpu')",
+            "prior": "$@prior_def",  # a fresh prior instead of the stage-1 checkpoint
+            "train#dataloader": "$[{'image': torch.rand(2, 1, 64, 64)}]",
+        }
+    )
+    trainer = parser.get_parsed_content("train#trainer")
+    assert isinstance(trainer, ImageModelTrainer)
+    assert isinstance(declared, int) and declared > 0
+    assert trainer.pretrain_iterations == declared
 
 
 def test_atlas_intensity_init_recovers_label_means():

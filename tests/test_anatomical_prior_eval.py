@@ -9,15 +9,25 @@ import torch
 
 from monai_genvq.apps.anatomical_prior import (
     AnatomicalPriorInferer,
+    HungarianMatch,
     HungarianMatchd,
     ImageSegmentationVAE,
     LabelPriorVAE,
     StackSliced,
+    build_supervised_reference,
     jensen_intensity_log_likelihood,
     refine_latent,
     stack_slice_index,
+    train_supervised_unet,
 )
-from monai_genvq.metrics import IntensityKMeans, per_label_dice
+from monai_genvq.metrics import (
+    ClusterDiceMetric,
+    IntensityKMeans,
+    hungarian_dice,
+    hungarian_match,
+    match_clusters,
+    per_label_dice,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "anatomical_prior_seg" / "configs"
 
@@ -95,11 +105,93 @@ def test_hungarian_matching_and_kmeans_network():
     label = torch.tensor([[[1, 1], [0, 2]]])
     out = HungarianMatchd("pred", num_labels=3)({"pred": pred, "label": label})
     assert out["pred"].tolist() == label.tolist()
+    assert HungarianMatch(3)(pred, label).tolist() == label.tolist()
+    with pytest.raises(ValueError, match="differ in shape"):
+        HungarianMatchd("pred", num_labels=3)({"pred": pred, "label": label[..., :1]})
     x = torch.tensor([0.1, 0.5, 0.9])[torch.tensor([[0, 0, 1, 1], [2, 2, 1, 0]])][None, None]
     onehot = IntensityKMeans(3)(x)
     assert onehot.shape == (1, 3, 2, 4) and torch.all(onehot.sum(1) == 1)
     ids = onehot.argmax(1)[0]
     assert ids[0, 0] == ids[0, 1] == ids[1, 3] and ids[0, 2] == ids[0, 3] == ids[1, 2] and ids[1, 0] == ids[1, 1]
+
+
+def test_one_hungarian_matching_and_its_criteria():
+    """Known answer where the criteria disagree. Clusters [0,0,0,0,1], labels [0,0,0,1,0]:
+    overlap — keep (3 + 0 voxels) beats swap (1 + 1); Dice — keep: 6/8 + 0 = 0.75, swap: 2/5 + 2/5 = 0.8."""
+    pred, label = np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0, 1, 0])
+    mapping, scores = match_clusters(pred, label, criterion="overlap")
+    assert mapping == {0: 0, 1: 1} and scores.tolist() == [[3.0, 1.0], [1.0, 0.0]]
+    mapping, scores = match_clusters(pred, label)  # "dice" (METRICS.md)
+    assert mapping == {0: 1, 1: 0}
+    np.testing.assert_allclose(scores, [[0.75, 0.4], [0.4, 0.0]])
+    assert hungarian_match(pred, label, 2).tolist() == [0, 0, 0, 0, 1]  # overlap, the bundle's k-means row
+    assert hungarian_match(pred, label, 2, "dice").tolist() == [1, 1, 1, 1, 0]
+    assert HungarianMatch(2, "dice")(torch.as_tensor(pred), torch.as_tensor(label)).tolist() == [1, 1, 1, 1, 0]
+    score, mapping, per_label = hungarian_dice(pred, label)  # the same matching, scored
+    assert mapping == {0: 1, 1: 0} and score == pytest.approx(0.4) and per_label.tolist() == pytest.approx([0.4, 0.4])
+    # an extra cluster no label gets becomes background
+    assert hungarian_match(np.array([0, 1, 2, 2]), np.array([1, 0, 1, 1]), 2).tolist() == [0, 0, 1, 1]
+    # fewer clusters than labels: the unmatched label counts 0 by default, or is left out (the seed's code)
+    one, lab3 = np.zeros(4, int), np.array([0, 0, 0, 1])  # Dice(c0, L0) = 6/7 > Dice(c0, L1) = 2/5
+    score, mapping, per_label = hungarian_dice(one, lab3)
+    assert mapping == {0: 0} and score == pytest.approx(3 / 7) and per_label.tolist() == pytest.approx([6 / 7, 0.0])
+    score, _, per_label = hungarian_dice(one, lab3, unmatched_value=None)
+    assert score == pytest.approx(6 / 7) and np.isnan(per_label[1])
+    metric = ClusterDiceMetric(unmatched_value=None)
+    metric(torch.as_tensor(one)[None], torch.as_tensor(lab3)[None])
+    assert float(metric.aggregate()) == pytest.approx(6 / 7)
+    with pytest.raises(ValueError, match="criterion"):
+        match_clusters(pred, label, criterion="iou")
+    with pytest.raises(ValueError, match="criterion"):
+        HungarianMatchd("pred", criterion="iou")
+    with pytest.raises(ValueError, match=">= 0"):
+        hungarian_match(np.array([-1, 0]), np.array([0, 1]), 2)
+
+
+def _plain_unet_loop(dataset, num_labels, iterations, batch_size, lr, channels, seed):
+    """The hand-written loop the SupervisedTrainer-based reference replaced (kept here as its specification)."""
+    from monai.losses import DiceCELoss
+    from monai.networks.nets import UNet
+
+    x = torch.stack([d["image"] for d in dataset]).float()
+    y = torch.stack([d["label"] for d in dataset]).long()
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = UNet(2, x.shape[1], num_labels, channels=channels, strides=(2,) * (len(channels) - 1), num_res_units=1)
+    loss_fn, opt = DiceCELoss(to_onehot_y=True, softmax=True), torch.optim.Adam(net.parameters(), lr)
+    net.train()
+    for _ in range(iterations):
+        idx = torch.randint(0, x.shape[0], (min(batch_size, x.shape[0]),), generator=g)
+        opt.zero_grad()
+        loss_fn(net(x[idx]), y[idx]).backward()
+        opt.step()
+    return net
+
+
+def test_supervised_reference_is_a_supervised_trainer_reproducing_the_plain_loop():
+    from monai.engines import SupervisedTrainer
+
+    g = torch.Generator().manual_seed(1)
+    data = [
+        {"image": torch.rand(1, 16, 16, generator=g), "label": torch.randint(0, 3, (1, 16, 16), generator=g)}
+        for _ in range(6)
+    ]
+    trainer = build_supervised_reference(data, 3, iterations=5, batch_size=4, channels=(4, 8), seed=3)
+    assert isinstance(trainer, SupervisedTrainer)
+    trainer.run()
+    assert trainer.state.iteration == 5 and trainer.state.epoch == 1
+    net = train_supervised_unet(data, 3, iterations=5, batch_size=4, channels=(4, 8), seed=3)
+    assert not net.training
+    reference = _plain_unet_loop(data, 3, 5, 4, 1e-3, (4, 8), seed=3)
+    for (k, a), b in zip(net.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # same network, loss, optimiser, batches, seed
+    for (k, a), b in zip(trainer.network.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    other = train_supervised_unet(data, 3, iterations=5, batch_size=4, channels=(4, 8), seed=4)
+    assert any(not torch.equal(a, b) for a, b in zip(other.state_dict().values(), net.state_dict().values()))
+    bad = [{"image": torch.full((1, 16, 16), float("nan")), "label": torch.zeros(1, 16, 16, dtype=torch.long)}]
+    with pytest.raises(FloatingPointError, match="supervised UNet reference: non-finite loss at iteration 1"):
+        train_supervised_unet(bad, 3, iterations=2, channels=(4, 8))
 
 
 def test_inferer_modes():

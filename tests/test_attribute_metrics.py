@@ -84,6 +84,38 @@ def test_sap_scc_interpretability_hand_computed():
     assert interpretability(noise, y, bins=5)["mean"] < 0.5
 
 
+def _orthonormal_codes(n=2000, d=3, seed=0):
+    """Codes with zero mean, unit variance and exactly uncorrelated columns (so R² values are known exactly)."""
+    a = np.random.default_rng(seed).normal(size=(n, d))
+    q, _ = np.linalg.qr(a - a.mean(0))
+    return q * np.sqrt(n)
+
+
+def test_interpretability_scores_each_attribute_against_its_own_code():
+    """Three attributes with different, known relations to the codes: each is scored on its own code and values.
+
+    With orthonormal codes, ``y = z_i + c z_j`` has R² = 1 / (1 + c²) on ``z_i`` and c² / (1 + c²) on ``z_j``.
+    """
+    z = _orthonormal_codes()
+    y = np.stack(
+        [
+            2 * z[:, 1] + 1,  # on z1, exactly linear: R² = 1
+            z[:, 2] + 0.5 * z[:, 0],  # mostly z2: R² = 1 / 1.25 = 0.8
+            -z[:, 0] + z[:, 1] / np.sqrt(3),  # mostly z0: R² = 1 / (1 + 1/3) = 0.75
+        ],
+        1,
+    )
+    out = interpretability(z, y)
+    assert out["dims"] == [1, 2, 0]
+    np.testing.assert_allclose(out["scores"], [1.0, 0.8, 0.75], atol=1e-9)
+    assert out["mean"] == pytest.approx(0.85, abs=1e-9)
+    # the regression is on the code the MI matrix names, whatever it is: name z0 for attribute 1 (R² 0.2)
+    mi = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.5, 0.0]])
+    forced = interpretability(z, y, mi=mi)
+    assert forced["dims"] == [1, 0, 0]
+    np.testing.assert_allclose(forced["scores"], [1.0, 0.2, 0.75], atol=1e-9)
+
+
 def test_all_metrics_together_and_monai_metric_and_handler():
     rng = np.random.default_rng(0)
     y = rng.normal(size=(2000, 3))

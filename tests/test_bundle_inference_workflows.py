@@ -62,7 +62,7 @@ def _kind(bundle: Path) -> str:
     text = (bundle / "configs" / "inference.json").read_text()
     if "streamline_inference_items" in text:
         return "streamlines"
-    if "LoadVolumed" in text:
+    if "MRCReader" in text:  # the volume bundles read NIfTI and MRC
         return "mrc" if "cryoet" in bundle.name else "volume"
     if "EnsureSliced" in text:
         return "slice"
@@ -162,6 +162,28 @@ def test_cluster_embedding_separates_groups_and_respects_the_mask():
     with pytest.raises(ValueError, match="curvature"):
         HyperbolicClusterInferer(2, curvature=0.0, clustering="poincare")
     assert HyperbolicClusterInferer(2, curvature=1.0, clustering="euclidean").curvature == 0.0
+
+
+def test_require_input_files_names_the_folder_and_patterns():
+    from monai_genvq.data import require_input_files
+
+    assert require_input_files(("a.nii.gz", Path("b.nii")), "inputs") == ["a.nii.gz", "b.nii"]
+    with pytest.raises(FileNotFoundError, match=r"no input files \(\*\.png\) in 'my/inputs'; .*--input_dir"):
+        require_input_files([], "my/inputs", ["*.png"])
+
+
+@pytest.mark.parametrize("name", ["anatomical_prior_seg", "cardiac_attri_sivae", "vq_quantizers"])
+def test_inference_without_inputs_fails_naming_the_folder(name, tmp_path):
+    """``initialize`` checks the inputs with ``require_input_files`` before the evaluator runs on nothing."""
+    parser = _parser([REPO / "bundles" / name / "configs" / "inference.json"], tmp_path)
+    assert any("require_input_files(@input_files, @input_dir" in str(x) for x in parser["initialize"])
+    with pytest.raises(RuntimeError, match="require_input_files") as err:  # MONAI wraps what an expression raises
+        parser.get_parsed_content("initialize")
+    assert isinstance(err.value.__cause__, FileNotFoundError)
+    assert str(err.value.__cause__).startswith(f"no input files (*.nii, *.nii.gz) in '{tmp_path / 'inputs'}'")
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "case.nii.gz").write_bytes(b"")
+    _parser([REPO / "bundles" / name / "configs" / "inference.json"], tmp_path).get_parsed_content("initialize")
 
 
 def test_resolve_checkpoint_prefers_the_first_existing_file(tmp_path):
@@ -380,8 +402,11 @@ def test_run_inferring(bundle, tmp_path):
             seg = nib.load(segs[0])
             assert seg.shape == VOLUME_SHAPE and np.allclose(seg.affine, nib.load(source).affine)
         else:
-            from monai_genvq.data.mrc import read_mrc
+            from monai.transforms import LoadImage
 
-            assert read_mrc(segs[0])[0].shape == VOLUME_SHAPE and segs[0].suffix == ".mrc"
+            from monai_genvq.data import MRCReader
+
+            seg, src = LoadImage(reader=MRCReader())(segs[0]), LoadImage(reader=MRCReader())(source)
+            assert seg.shape == VOLUME_SHAPE and segs[0].suffix == ".mrc" and torch.equal(seg.affine, src.affine)
     else:
         assert (inference_dir / "case_recon.trk").is_file()

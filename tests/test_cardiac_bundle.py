@@ -63,14 +63,25 @@ def test_cli_trains_two_iterations(variant, cache_dir, tmp_path):
 
 @pytest.mark.slow
 def test_cli_attri_sivae_train_and_evaluate(cache_dir, tmp_path):
-    run_bundle("training", [CONFIGS / "train.json"], tmp_path, *SHORT)
-    run_bundle("evaluating", [CONFIGS / "train.json", CONFIGS / "evaluate.json"], tmp_path, *DATA)
+    from conftest import evaluate_untrained_copy
+
+    # 20 iterations (not SHORT's 2): enough for the reconstructions to beat an untrained network's
+    short = ("--max_epochs", "1", "--train#trainer#epoch_length", "20", "--val_interval", "1", *DATA)
+    run_bundle("training", [CONFIGS / "train.json"], tmp_path, *short)
+    evaluation = [CONFIGS / "train.json", CONFIGS / "evaluate.json"]
+    run_bundle("evaluating", evaluation, tmp_path, *DATA)
     eval_dir = tmp_path / "outputs" / "attri_sivae" / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert metrics["n_images"] == 3 and metrics["codes"] == "posterior mean μ"
     assert metrics["regularized_dims"] == [0, 1, 2] and metrics["ssim"]["settings"]["sigma"] == 1.5
     for key in ("interpretability", "modularity", "sap", "scc", "mig"):
         assert 0.0 <= metrics[key] <= 1.0, key
+    # the same evaluation of a freshly initialised Attri-SIVAE on the same 3 test images (3 images are too few for
+    # the disentanglement scores to rank models; SSIM does). Measured (seed 0, 2 threads): SSIM 0.212 trained,
+    # 0.0078 untrained, 0.0080 after SHORT's 2 iterations.
+    untrained = evaluate_untrained_copy(evaluation, tmp_path, *DATA)
+    assert untrained["n_images"] == metrics["n_images"]
+    assert metrics["ssim"]["mean"] > untrained["ssim"]["mean"] + 0.1, (metrics["ssim"], untrained["ssim"])
     assert "| Method | Interp | SCC | Mod | SAP | MIG | SSIM |" in (eval_dir / "metrics.md").read_text()
     for png in ("attribute_traversal.png", "ssim_distribution.png", "reconstructions.png"):
         assert (eval_dir / png).stat().st_size > 1000, png

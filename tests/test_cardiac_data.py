@@ -181,6 +181,43 @@ def test_alignment_puts_barycentres_where_it_says():
         assert out_img.min() >= 0 and out_img.max() <= 1 and np.all(out_img[out_lab == 0] == 0)
 
 
+def test_alignment_options_of_the_oracle_pose_ablation():
+    """Known answers: heart 2, surroundings 4. Attri-SIVAE (default) zeroes the surroundings and maps the heart's
+    99th percentile (2) to 1; ``mask_outside=False`` keeps them; ``intensity_reference="crop"`` maps the crop's
+    99th percentile (4, the surroundings) to 1, so the heart becomes 0.5."""
+    h = w = 100
+    yy, xx = np.mgrid[0:h, 0:w]
+    lab = np.zeros((h, w), np.uint8)
+    lab[(yy - 50) ** 2 + (xx - 55) ** 2 < 10**2] = 2
+    lab[(yy - 50) ** 2 + (xx - 55) ** 2 < 6**2] = 1
+    lab[(yy - 50) ** 2 + (xx - 33) ** 2 < 6**2] = 3
+    img = np.where(lab > 0, 2.0, 4.0).astype(np.float32)
+    size = 48  # the rotated crop stays inside the slice: no zero fill
+
+    def run(**kwargs):
+        out, out_lab = CardiacAlignment(size, **kwargs)(img, lab)
+        return out[0].numpy(), out_lab[0].numpy()
+
+    out, out_lab = run()
+    assert np.all(out[out_lab == 0] == 0) and np.median(out[out_lab > 0]) == 1.0
+    out, out_lab = run(mask_outside=False)  # surroundings 4 / 2, clipped: everything is 1
+    np.testing.assert_allclose(out, 1.0, atol=1e-6)
+    out, out_lab = run(mask_outside=False, intensity_reference="crop")
+    assert np.median(out[out_lab > 0]) == pytest.approx(0.5) and np.median(out[out_lab == 0]) == pytest.approx(1.0)
+    assert out.min() >= 0.5 - 1e-6 and out.max() <= 1.0
+    centre = (size - 1) // 2
+    assert out_lab[centre, centre] == 1 and out[centre, centre] == pytest.approx(0.5)
+    # the dictionary form passes the options on; a bad reference is refused
+    d = CardiacAlignmentd(("image", "label"), size, mask_outside=False, intensity_reference="crop")(
+        {"image": img[..., None], "label": lab[..., None]}
+    )
+    np.testing.assert_array_equal(d["image"][0].numpy(), out)
+    with pytest.raises(ValueError, match="intensity_reference"):
+        CardiacAlignment(intensity_reference="image")
+    with pytest.raises(ValueError, match="intensity_reference"):
+        align_short_axis(img, lab, intensity_reference="image")
+
+
 def test_mid_slice_choice_and_dict_transform(acdc_root):
     rec = discover_acdc(acdc_root)[0]
     case = LoadCardiacEDd()(rec)

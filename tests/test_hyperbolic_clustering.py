@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
 
 from monai_genvq.apps.hyperbolic import (
     as_curvature,
@@ -54,7 +55,25 @@ def test_kmeans_recovers_separable_clusters(c):
     again = poincare_kmeans(pts, 5, c=c, seed=1)
     assert torch.equal(again.labels, res.labels), "k-means must be deterministic for a seed"
     if c == 0:
-        assert torch.equal(euclidean_kmeans(pts, 5, seed=1).labels, res.labels)
+        flat = euclidean_kmeans(pts, 5, seed=1)
+        assert hungarian_dice(flat.labels.numpy(), truth.numpy())[0] == 1.0
+
+
+def test_euclidean_kmeans_is_seeded_sklearn_kmeans():
+    """The flat latents' k-means is scikit-learn's (k-means++, 2 restarts, random_state = seed); inertia in the
+    flat model's metric d = 2‖x - y‖, as pairwise_dist(c=0) and poincare_kmeans(c=0) report it."""
+    torch.manual_seed(0)
+    pts = torch.randn(600, 3)
+    res = euclidean_kmeans(pts, 4, seed=3)
+    ref = KMeans(4, n_init=2, random_state=3).fit(pts.numpy())
+    assert np.array_equal(res.labels.numpy(), ref.labels_) and np.allclose(res.centres.numpy(), ref.cluster_centers_)
+    assert torch.equal(euclidean_kmeans(pts, 4, seed=3).labels, res.labels)
+    flat_inertia = float(pairwise_dist(pts, res.centres, 0.0).gather(1, res.labels[:, None]).square().sum())
+    assert res.inertia == pytest.approx(flat_inertia, rel=1e-4)
+    with pytest.raises(ValueError, match="n_clusters"):
+        euclidean_kmeans(torch.zeros(3, 2), 5)
+    with pytest.raises(ValueError, match="NaN"):
+        euclidean_kmeans(torch.tensor([[0.1, float("nan")], [0.0, 0.0]]), 1)
 
 
 def test_kmeans_bad_inputs():

@@ -1,15 +1,20 @@
 """Poincaré-ball math: geoopt identities used by the package, distributions, gyroplanes, clamping."""
 
+import inspect
 import math
 
 import pytest
 import torch
+from conftest import REPO
+from monai.bundle import ConfigParser
 from scipy import integrate, stats
 
 from monai_genvq.apps.hyperbolic import (
+    MIN_SIGMA,
     GyroplaneConv3d,
     GyroplaneLayer,
     HyperbolicVAE,
+    HyperbolicVAETrainer,
     as_curvature,
     dist,
     expmap0,
@@ -418,3 +423,63 @@ def test_hierarchical_triplet_loss_known_answers(c):
             assert got == pytest.approx(max(0.0, p - n + margin), abs=1e-9)
     # a child further from its parent than the negative is penalised even with margin 0
     assert float(hierarchical_triplet_loss(parent, negative, child, c, 0.0)) == pytest.approx(d_neg - d_pos, abs=1e-9)
+
+
+def test_riemannian_setting_samples_the_riemannian_normal():
+    """``distribution="riemannian"`` must sample (and score) the Riemannian normal, not the wrapped one.
+
+    All patches share one posterior (μ off the origin, σ = 0.7): the geodesic distances d(μ, z) of the
+    training-mode samples follow the Riemannian normal's radial law, ∝ exp(-r²/2σ²) sinh(r)^(d-1),
+    and not the wrapped normal's σ·χ_d (the law a model that ignores the setting would sample).
+    """
+    torch.manual_seed(0)
+    d, sigma, c = 3, 0.7, 1.0
+    net = HyperbolicVAE(patch_size=4, latent_dim=d, channels=(2,), distribution="riemannian").train()
+    with torch.no_grad():
+        net.to_mu.weight.zero_()
+        net.to_mu.bias.copy_(torch.tensor([0.3, -0.2, 0.1]))
+        net.to_sigma.weight.zero_()
+        net.to_sigma.bias.fill_(math.log(math.expm1(sigma - MIN_SIGMA)))  # softplus(b) + MIN_SIGMA = σ
+    out = net(torch.rand(4000, 1, 4, 4, 4))
+    assert out.sigma.shape == (4000, 1) and torch.allclose(out.sigma, torch.full_like(out.sigma, sigma))
+    assert out.mu.norm(dim=-1).min() > 0.1  # the posterior is not centred at the origin
+    radii = dist(out.mu, out.z, as_curvature(c)).detach().numpy()
+    riemannian_cdf = lambda r: riemannian_normal_radius_cdf(torch.as_tensor(r), torch.tensor(sigma), c, d).numpy()  # noqa: E731
+    assert stats.kstest(radii, riemannian_cdf).pvalue > 1e-3
+    assert stats.kstest(radii, stats.chi(d, scale=sigma).cdf).pvalue < 1e-6  # the wrapped normal's radii
+    # the Monte-Carlo KL is scored with the Riemannian normal's density too
+    prior = riemannian_normal_log_prob(out.z, torch.zeros_like(out.mu), torch.ones_like(out.sigma), c)
+    expected_kl = riemannian_normal_log_prob(out.z, out.mu, out.sigma, c) - prior
+    assert torch.allclose(out.kl, expected_kl)
+
+
+def test_python_defaults_are_the_toy_bundles_settings():
+    """``HyperbolicVAE()`` and ``HyperbolicVAETrainer`` without tuning arguments are the toy bundle's model and
+    objective (``bundles/hyperbolic_toy_seg/configs/train.json``): every network argument and every tuning
+    argument of the trainer that the config sets equals the Python default."""
+    parser = ConfigParser()
+    parser.read_config(str(REPO / "bundles" / "hyperbolic_toy_seg" / "configs" / "train.json"))
+    net_defaults = inspect.signature(HyperbolicVAE).parameters
+    net_args = [k for k in parser["network_def"] if k != "_target_"]
+    assert net_args, "the toy bundle's network_def sets no arguments"
+    for key in net_args:
+        default = net_defaults[key].default
+        expected = parser.get_parsed_content(f"network_def#{key}")
+        assert (list(default) if isinstance(default, tuple) else default) == expected, key
+    bundle_net, default_net = parser.get_parsed_content("network_def"), HyperbolicVAE()
+    assert {k: v.shape for k, v in default_net.state_dict().items()} == {
+        k: v.shape for k, v in bundle_net.state_dict().items()
+    }
+    trainer_defaults = inspect.signature(HyperbolicVAETrainer).parameters
+    plumbing = {"train_handlers"}  # run wiring, not a setting of the method
+    tuned = [
+        k
+        for k in parser["train"]["trainer"]
+        if k in trainer_defaults and trainer_defaults[k].default is not inspect.Parameter.empty and k not in plumbing
+    ]
+    assert {"kl_weight", "triplet_weight", "margin", "likelihood_scale"} <= set(tuned)
+    trainer = HyperbolicVAETrainer(
+        torch.device("cpu"), 1, [{}], default_net, torch.optim.SGD(default_net.parameters(), lr=0.0)
+    )
+    for key in tuned:
+        assert getattr(trainer, key) == parser.get_parsed_content(f"train#trainer#{key}"), key

@@ -14,9 +14,15 @@ from monai_genvq.data.cardiac import (
     read_acdc_info,
     read_mnms_csv,
 )
-from monai_genvq.data.cardiac_datalist import CARDIAC_DATASETS, cardiac_datalists, resolve_cardiac_dataset
-from monai_genvq.data.mrc import read_mrc, write_mrc
-from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices
+from monai_genvq.data.cardiac_datalist import (
+    CARDIAC_DATASETS,
+    cardiac_datalists,
+    expand_slice_offsets,
+    resolve_cardiac_dataset,
+)
+from monai_genvq.data.errors import VolumeFileError
+from monai_genvq.data.mrc import MRC_SUFFIXES, MRCReader, MRCWriter, is_mrc, mrc_affine, write_mrc
+from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices, require_input_files
 from monai_genvq.data.synthetic_cardiac import (
     VENDOR_STYLES,
     ensure_synthetic_acdc,
@@ -31,25 +37,17 @@ from monai_genvq.data.synthetic_slices import (
     generate_synthetic_slices,
     synthetic_cardiac_slice,
 )
-from monai_genvq.data.volumes import (
-    LoadVolume,
-    LoadVolumed,
-    VolumeFileError,
-    discover_volumes,
-    is_mrc,
-    load_volume,
-    normalize_volume,
-    save_segmentation,
-)
+from monai_genvq.data.volumes import discover_volumes
 
 __all__ = [
     "ACDC_TO_INTERNAL",
     "CARDIAC_DATASETS",
     "CARDIAC_LABELS",
     "CardiacDataError",
-    "LoadVolume",
-    "LoadVolumed",
     "MNMS_TO_INTERNAL",
+    "MRCReader",
+    "MRCWriter",
+    "MRC_SUFFIXES",
     "SLICE_EXTENSIONS",
     "SLICE_SPLITS",
     "SliceImageData",
@@ -63,20 +61,19 @@ __all__ = [
     "ensure_synthetic_acdc",
     "ensure_synthetic_mnms",
     "ensure_synthetic_slices",
+    "expand_slice_offsets",
     "generate_synthetic_acdc",
     "generate_synthetic_mnms",
     "generate_synthetic_slices",
     "is_mrc",
     "load_cardiac_ed",
-    "load_volume",
     "map_labels",
-    "normalize_volume",
+    "mrc_affine",
     "read_acdc_info",
     "read_mnms_csv",
-    "read_mrc",
     "render_cardiac_phantom",
+    "require_input_files",
     "resolve_cardiac_dataset",
-    "save_segmentation",
     "synthetic_cardiac_slice",
     "write_mrc",
 ]

@@ -12,7 +12,7 @@ import numpy as np
 from monai_genvq.data.cardiac import discover_acdc, discover_mnms
 from monai_genvq.data.synthetic_cardiac import ensure_synthetic_acdc, ensure_synthetic_mnms
 
-__all__ = ["CARDIAC_DATASETS", "cardiac_datalists", "resolve_cardiac_dataset"]
+__all__ = ["CARDIAC_DATASETS", "cardiac_datalists", "expand_slice_offsets", "resolve_cardiac_dataset"]
 
 CARDIAC_DATASETS = ("acdc", "mnms")
 
@@ -35,7 +35,13 @@ def resolve_cardiac_dataset(
     return ensure(**dict(synthetic or {}))
 
 
-def _expand(records: Sequence[dict], slice_offsets: Sequence[int]) -> list[dict]:
+def expand_slice_offsets(records: Sequence[dict], slice_offsets: Sequence[int]) -> list[dict]:
+    """One copy of each record per short-axis slice offset (the ``slice_offset`` key the loaders read).
+
+    Example:
+        >>> expand_slice_offsets([{"subject": "p1"}], (-1, 0))
+        [{'subject': 'p1', 'slice_offset': -1}, {'subject': 'p1', 'slice_offset': 0}]
+    """
     return [{**r, "slice_offset": int(o)} for r in records for o in slice_offsets]
 
 
@@ -88,7 +94,7 @@ def cardiac_datalists(
     if not train:
         raise ValueError(f"no training subjects left in '{root}' after holding out {n_val} for validation")
     return {
-        "train": _expand(train, slice_offsets),
-        "validation": _expand(val, (0,)),
-        "test": _expand(test, test_slice_offsets),
+        "train": expand_slice_offsets(train, slice_offsets),
+        "validation": expand_slice_offsets(val, (0,)),
+        "test": expand_slice_offsets(test, test_slice_offsets),
     }

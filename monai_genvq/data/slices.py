@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 
 from monai_genvq.data.synthetic_slices import ensure_synthetic_slices
 
-__all__ = ["discover_slices", "SliceImageData", "SLICE_EXTENSIONS"]
+__all__ = ["discover_slices", "require_input_files", "SliceImageData", "SLICE_EXTENSIONS"]
 
 SLICE_EXTENSIONS = (".nii.gz", ".nii")
 _SPLIT_ALIASES = {
@@ -77,6 +78,41 @@ def discover_slices(dataset_dir: str | os.PathLike, split: str | None = None, ch
         for path in files:
             _check_header(path)
     return [{"image": str(p), "name": p.name.split(".")[0]} for p in files]
+
+
+def require_input_files(
+    files: Sequence[str | os.PathLike], input_dir: str | os.PathLike, patterns: Sequence[str] = ("*.nii", "*.nii.gz")
+) -> list[str]:
+    """Return ``files`` (the inputs an inference config found), or raise FileNotFoundError if there are none.
+
+    Bundle configs list their inputs with ``glob``; this turns "found nothing" into an error that
+    says where they looked and how to fix it, instead of an evaluator that silently runs on nothing.
+
+    Args:
+        files: the files found (e.g. ``@input_files``).
+        input_dir: the folder they were looked for in (named in the error).
+        patterns: the file patterns that were looked for (named in the error).
+
+    Returns:
+        ``files`` as a list of strings.
+
+    Raises:
+        FileNotFoundError: ``files`` is empty.
+
+    Example:
+        >>> require_input_files(["inputs/case.nii.gz"], "inputs")
+        ['inputs/case.nii.gz']
+        >>> require_input_files([], "inputs")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no input files (*.nii, *.nii.gz) in 'inputs'; put the inputs there or pass --input_dir
+    """
+    found = [str(f) for f in files]
+    if not found:
+        raise FileNotFoundError(
+            f"no input files ({', '.join(patterns)}) in '{input_dir}'; put the inputs there or pass --input_dir"
+        )
+    return found
 
 
 class SliceImageData:

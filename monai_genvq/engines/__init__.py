@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from monai_genvq.engines.autoencoder import (
-    LOSS_TERMS,
     AutoencoderTrainer,
     PrepareAutoencoderBatch,
     ReconstructionInferer,
@@ -21,9 +20,8 @@ from monai_genvq.engines.distributed import (
 )
 from monai_genvq.engines.inferers import OutputInferer
 from monai_genvq.engines.prior import CodePriorTrainer, prior_loss_terms
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
 from monai_genvq.engines.vae import (
-    VAE_LOSS_TERMS,
     PrepareVAEBatch,
     SoftIntroTrainer,
     VAEEvaluator,
@@ -35,7 +33,7 @@ from monai_genvq.engines.vae import (
 __all__ = [
     "AutoencoderTrainer",
     "CodePriorTrainer",
-    "LOSS_TERMS",
+    "LossTerms",
     "OutputInferer",
     "PrepareAutoencoderBatch",
     "PrepareVAEBatch",
@@ -44,7 +42,6 @@ __all__ = [
     "VAEEvaluator",
     "VAEReconstructionInferer",
     "VAETrainer",
-    "VAE_LOSS_TERMS",
     "broadcast_module",
     "check_finite_loss",
     "destroy_distributed",
@@ -54,7 +51,6 @@ __all__ = [
     "optimizer_step",
     "prior_loss_terms",
     "rank_zero_handlers",
-    "scalar_terms",
     "sync_gradients",
     "unwrap_module",
     "vae_loss_terms",

@@ -12,12 +12,10 @@ from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
 from monai_genvq.networks.export import network_tensor
 
-__all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "LOSS_TERMS", "loss_terms"]
-
-LOSS_TERMS = ("loss", "rec_loss", "bottleneck_loss", "perplexity", "code_use")
+__all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "loss_terms"]
 
 
 class PrepareAutoencoderBatch:
@@ -65,9 +63,8 @@ class ReconstructionInferer(Inferer):
         return network_tensor(network, inputs, "forward", "reconstruction", kwargs)  # also a TorchScript export
 
 
-def loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms an :class:`AutoencoderTrainer` logs (batch dict or decollated list)."""
-    return scalar_terms(output, LOSS_TERMS)
+#: ``output_transform`` of the terms an :class:`AutoencoderTrainer` logs.
+loss_terms = LossTerms("loss", "rec_loss", "bottleneck_loss", "perplexity", "code_use")
 
 
 class AutoencoderTrainer(SupervisedTrainer):

@@ -13,15 +13,14 @@ from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
 from monai_genvq.engines.autoencoder import PrepareAutoencoderBatch
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
 from monai_genvq.networks.priors.base import CodePrior, VQStage1
 
 __all__ = ["CodePriorTrainer", "prior_loss_terms"]
 
 
-def prior_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
-    """Handler ``output_transform``: the loss (nats per code) and NLL in bits per code (batch dict or decollated list)."""
-    return scalar_terms(output, ("loss", "nll_bits"))
+#: ``output_transform``: the loss (nats per code) and NLL in bits per code of a :class:`CodePriorTrainer`.
+prior_loss_terms = LossTerms("loss", "nll_bits")
 
 
 class CodePriorTrainer(SupervisedTrainer):

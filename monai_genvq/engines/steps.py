@@ -7,13 +7,13 @@ error naming every loss term when one is NaN/inf, and backward + step (through t
 Like MONAI's trainers they decollate by default (``decollate=True``): after ``MODEL_COMPLETED``,
 ``engine.state.output`` is a list of per-sample dicts in which the batch-level scalar terms (loss,
 perplexity, ...) are replicated as Python floats, so MONAI's own handler settings (e.g.
-``from_engine(["loss"], first=True)`` of ``--tracking mlflow``) work; :func:`scalar_terms` reads
+``from_engine(["loss"], first=True)`` of ``--tracking mlflow``) work; :class:`LossTerms` reads
 the terms from either form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,32 +23,41 @@ from torch.optim import Optimizer
 
 from monai_genvq.engines.distributed import sync_gradients
 
-__all__ = ["check_finite_loss", "optimizer_step", "scalar_terms"]
+__all__ = ["LossTerms", "check_finite_loss", "optimizer_step"]
 
 
-def scalar_terms(output: Mapping[str, Any] | Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, float]:
-    """The named scalar terms of a trainer's iteration output as floats (``None`` terms are skipped).
+class LossTerms:
+    """Handler ``output_transform``: the named scalar terms of a trainer's iteration output as floats.
 
-    The core of every engine's loss-term ``output_transform``. ``output`` is the batch dict of a
-    trainer run with ``decollate=False``, or the list of per-sample dicts that MONAI's decollation
-    makes (``decollate=True``, the default): scalar terms are replicated into every item, so the
-    first item is read.
+    Each trainer of the package has one instance (``loss_terms``, ``vae_loss_terms``,
+    ``prior_loss_terms`` …) naming the terms it logs; ``None`` terms are skipped. ``output`` is the
+    batch dict of a trainer run with ``decollate=False``, or the list of per-sample dicts that
+    MONAI's decollation makes (``decollate=True``, the default): scalar terms are replicated into
+    every item, so the first item is read.
 
     Args:
-        output: ``engine.state.output``.
-        keys: the term names to read.
+        names: the term names, in logging order.
 
     Example:
-        >>> scalar_terms({"loss": torch.tensor(2.0), "kl": None}, ("loss", "kl"))
+        >>> terms = LossTerms("loss", "kl")
+        >>> terms({"loss": torch.tensor(2.0), "kl": None})
         {'loss': 2.0}
-        >>> scalar_terms([{"loss": 2.0, "pred": torch.zeros(1)}, {"loss": 2.0, "pred": torch.zeros(1)}], ("loss",))
+        >>> terms([{"loss": 2.0, "pred": torch.zeros(1)}, {"loss": 2.0, "pred": torch.zeros(1)}])
         {'loss': 2.0}
     """
-    if isinstance(output, Sequence) and not isinstance(output, (str, bytes)):
-        if not output:
-            return {}
-        output = output[0]
-    return {k: float(output[k]) for k in keys if output.get(k) is not None}
+
+    def __init__(self, *names: str) -> None:
+        self.names = tuple(names)
+
+    def __call__(self, output: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        if isinstance(output, Sequence) and not isinstance(output, (str, bytes)):
+            if not output:
+                return {}
+            output = output[0]
+        return {k: float(output[k]) for k in self.names if output.get(k) is not None}
+
+    def __repr__(self) -> str:
+        return f"LossTerms{self.names!r}"
 
 
 def check_finite_loss(engine: Any, stage: str = "", hint: str = "", **terms: torch.Tensor | float | None) -> None:

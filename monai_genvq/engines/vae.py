@@ -14,7 +14,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from monai_genvq.engines.distributed import sync_gradients, unwrap_module
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
 from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
 
 _HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
@@ -25,21 +25,8 @@ __all__ = [
     "VAEEvaluator",
     "VAEReconstructionInferer",
     "VAETrainer",
-    "VAE_LOSS_TERMS",
     "vae_loss_terms",
 ]
-
-VAE_LOSS_TERMS = (
-    "loss",
-    "rec_loss",
-    "kl",
-    "attr_loss",
-    "loss_e",
-    "loss_d",
-    "expelbo_rec",
-    "expelbo_fake",
-    "kl_fake",
-)
 
 
 class PrepareVAEBatch:
@@ -80,9 +67,10 @@ class VAEReconstructionInferer(Inferer):
         return network(inputs, sample=False).reconstruction
 
 
-def vae_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms the VAE trainers log (batch dict or decollated list)."""
-    return scalar_terms(output, VAE_LOSS_TERMS)
+#: ``output_transform`` of the terms the VAE and Soft-Intro trainers log.
+vae_loss_terms = LossTerms(
+    "loss", "rec_loss", "kl", "attr_loss", "loss_e", "loss_d", "expelbo_rec", "expelbo_fake", "kl_fake"
+)
 
 
 def _attr_loss(attribute_loss: Callable | None, z: torch.Tensor, attrs: torch.Tensor | None) -> torch.Tensor | None:

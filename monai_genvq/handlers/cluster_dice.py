@@ -30,13 +30,15 @@ class ClusterDice(IgniteMetricHandler):
     Label-permutation invariant: it scores the partition, not the names of its parts — the score of
     a clustering, and for a method that names its labels (e.g. the anatomical-prior VAE) a check
     that its naming is right (then it equals the plain Dice). Predictions and labels may be one-hot
-    (converted by argmax, :func:`to_label_ids`) or id maps. See METRICS.md ("Dice after clustering").
+    (converted by argmax, :func:`to_label_ids`) or id maps. See docs/METRICS.md ("Dice after clustering").
 
     Args:
         label_ids: labels to score (e.g. the foreground ``[1, 2, 3]``); default those present per image.
         empty_value: Dice of an empty cluster matched to an empty label.
         output_transform: engine output -> ``(y_pred, y)`` (lists of per-image tensors after decollation).
         save_details: keep the per-image scores in ``engine.state.metric_details``.
+        unmatched_value: Dice of a label left without a predicted id (``None``: left out of the
+            image's mean, as the seed's code); see :func:`monai_genvq.metrics.hungarian_dice`.
 
     Example:
         >>> from monai.handlers import from_engine
@@ -49,9 +51,10 @@ class ClusterDice(IgniteMetricHandler):
         empty_value: float = 1.0,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        unmatched_value: float | None = 0.0,
     ) -> None:
         super().__init__(
-            metric_fn=ClusterDiceMetric(label_ids, empty_value),
+            metric_fn=ClusterDiceMetric(label_ids, empty_value, unmatched_value=unmatched_value),
             output_transform=output_transform,
             save_details=save_details,
         )

@@ -14,8 +14,8 @@ import torch
 
 from monai_genvq.engines.autoencoder import PrepareAutoencoderBatch
 from monai_genvq.networks.priors.base import CodePrior, VQStage1
-from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.utils.fileio import atomic_path, atomic_write_text, write_json
+from monai_genvq.utils.tables import format_mean_std, markdown_table, mean_std
 from monai_genvq.visualize.grids import save_image_grid
 
 if TYPE_CHECKING:
@@ -28,16 +28,9 @@ def save_nifti_slice(image: np.ndarray | torch.Tensor, path: str | os.PathLike) 
     """Write one (H, W) or (1, H, W) image as a 2-D float32 NIfTI (1 mm pixels), atomically."""
     arr = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=np.float32)
     arr = arr.reshape(arr.shape[-2:])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         nib.save(nib.Nifti1Image(arr, np.eye(4)), str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 class CodePriorReport:
@@ -143,7 +136,7 @@ class CodePriorReport:
             "prior": type(self.prior).__name__,
             "n_images": int(bits_t.numel()),
             "code_map_shape": list(codes_t.shape[1:]),
-            "nll_bits_per_code": {"mean": float(bits_t.mean()), "std": float(bits_t.std(unbiased=False))},
+            "nll_bits_per_code": mean_std(bits_t),
             "uniform_bits_per_code": math.log2(k),
             "marginal_entropy_bits_per_code": marginal,
             "num_samples": self.num_samples,

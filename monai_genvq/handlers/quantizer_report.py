@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from torch import nn
 
 from monai_genvq.metrics.codebook import CodebookUsageMetric
 from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.utils.tables import collect_metrics, format_mean_std, markdown_table, mean_std
 from monai_genvq.visualize.grids import plot_reconstruction_grid
 from monai_genvq.visualize.projections import PROJECTION_NAMES, save_latent_projection
 
@@ -25,11 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["QuantizerEvaluationReport", "quantizer_table", "collect_quantizer_results"]
 
 SSIM_SETTINGS = {"win_size": 11, "kernel": "gaussian", "kernel_sigma": 1.5, "data_range": 1.0, "k1": 0.01, "k2": 0.03}
-
-
-def _stats(values: torch.Tensor) -> dict[str, float]:
-    values = values.double()
-    return {"mean": float(values.mean()), "std": float(values.std(unbiased=False))}
 
 
 def _codebook_figure_labels(n_vectors: int, used: torch.Tensor) -> list[str]:
@@ -61,15 +55,11 @@ def quantizer_table(results: Mapping[str, Mapping]) -> str:
 
 def collect_quantizer_results(outputs_dir: str | os.PathLike) -> dict[str, dict]:
     """``{variant: metrics}`` from every ``<outputs_dir>/<variant>/eval/metrics.json`` (sorted by variant)."""
-    results = {}
-    for path in sorted(Path(outputs_dir).glob("*/eval/metrics.json")):
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if "codebook" in data and "mse" in data:
-            results[data.get("method", path.parent.parent.name)] = data
-    return results
+    return {
+        data.get("method", variant): data
+        for variant, data in collect_metrics(outputs_dir).items()
+        if "codebook" in data and "mse" in data
+    }
 
 
 class QuantizerEvaluationReport:
@@ -82,7 +72,7 @@ class QuantizerEvaluationReport:
     - SSIM per image with MONAI's :class:`~monai.metrics.SSIMMetric` defaults (Gaussian window 11,
       σ 1.5, data_range 1, k1 0.01, k2 0.03) — equal to scikit-image's
       ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``;
-    - perplexity and codebook use (METRICS.md) of the hard code map — the nearest code of every
+    - perplexity and codebook use (docs/METRICS.md) of the hard code map — the nearest code of every
       encoder output, ``network.bottleneck.quantize(network.encode(x))``, the indices a stage-2
       prior models — with a collapse verdict.
 
@@ -195,8 +185,8 @@ class QuantizerEvaluationReport:
             "method": self.method,
             "dataset": self.dataset,
             "n_images": int(mse.numel()),
-            "mse": _stats(mse),
-            "ssim": {**_stats(ssim), "settings": SSIM_SETTINGS},
+            "mse": mean_std(mse),
+            "ssim": {**mean_std(ssim), "settings": SSIM_SETTINGS},
             "codebook": self._codes.aggregate() if self._codes is not None else None,
             "codebook_basis": "hard code map: nearest code of each encoder output over the evaluation set",
             "collapse_threshold": self.collapse_threshold,

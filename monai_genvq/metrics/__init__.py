@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from monai_genvq.metrics.cluster_dice import ClusterDiceMetric, dice_matrix, hungarian_dice
+from monai_genvq.metrics.cluster_dice import (
+    MATCH_CRITERIA,
+    ClusterDiceMetric,
+    dice_matrix,
+    hungarian_dice,
+    match_clusters,
+)
 from monai_genvq.metrics.codebook import CodebookUsageMetric
 from monai_genvq.metrics.disentanglement import (
     DISENTANGLEMENT_METRICS,
@@ -32,6 +38,7 @@ __all__ = [
     "DISENTANGLEMENT_METRICS",
     "DisentanglementMetric",
     "IntensityKMeans",
+    "MATCH_CRITERIA",
     "compute_disentanglement",
     "dice_matrix",
     "discretize",
@@ -41,6 +48,7 @@ __all__ = [
     "interpretability",
     "kmeans_clusters",
     "kmeans_segmentation",
+    "match_clusters",
     "mig",
     "modularity",
     "mutual_information_matrix",

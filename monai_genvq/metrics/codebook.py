@@ -11,7 +11,7 @@ __all__ = ["CodebookUsageMetric"]
 
 
 class CodebookUsageMetric(Cumulative):
-    """Perplexity and codebook use (METRICS.md) of hard code indices accumulated over batches.
+    """Perplexity and codebook use (docs/METRICS.md) of hard code indices accumulated over batches.
 
     Perplexity is exp(entropy) of the code histogram of all accumulated indices; use is the
     fraction of the K codes that occur at least once. ``collapsed`` is True when the perplexity is

@@ -1,6 +1,6 @@
 """Disentanglement metrics of latent codes against continuous attributes (vectorised numpy).
 
-Definitions (``../shared/METRICS.md``), with codes ``z`` (N, D) and attributes ``y`` (N, K):
+Definitions (``docs/METRICS.md``), with codes ``z`` (N, D) and attributes ``y`` (N, K):
 
 * mutual information ``I(z_i; y_k)``: fixed-bin histogram estimator (``bins`` equal-width bins
   between each column's min and max), in nats; deterministic.

@@ -35,7 +35,6 @@ from monai_genvq.networks.bottlenecks import (
     soft_codebook_assignment,
 )
 from monai_genvq.networks.export import TensorOutputNetwork, network_tensor
-from monai_genvq.networks.intensity_embedding import IntensityEmbedding
 from monai_genvq.networks.nets import (
     AutoencoderOutput,
     ConvVAE,
@@ -74,7 +73,6 @@ __all__ = [
     "GumbelQuantizer",
     "IdentityBottleneck",
     "InputStatistics",
-    "IntensityEmbedding",
     "MonaiQuantizerAdapter",
     "NeuralGasQuantizer",
     "Quantizer",

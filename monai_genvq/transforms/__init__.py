@@ -9,6 +9,7 @@ from monai_genvq.transforms.cardiac import (
     align_short_axis,
     select_short_axis_slice,
 )
+from monai_genvq.transforms.intensity import NORMALIZE_MODES, ForegroundNormalize, ForegroundNormalized
 from monai_genvq.transforms.slices import EnsureSlice, EnsureSliced
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "CardiacAlignmentd",
     "EnsureSlice",
     "EnsureSliced",
+    "ForegroundNormalize",
+    "ForegroundNormalized",
     "LoadCardiacEDd",
+    "NORMALIZE_MODES",
     "align_short_axis",
     "select_short_axis_slice",
 ]

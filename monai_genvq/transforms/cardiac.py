@@ -8,6 +8,10 @@ ground truth, LVEDV, MEDV (myocardial volume) and RVEDV in mL; one short-axis sl
 barycentre lies on the horizontal axis, everything outside the ground-truth mask zeroed, cropped
 to 128 × 128 and rescaled to [0, 1].
 
+The same transform with ``mask_outside=False, intensity_reference="crop"`` is the anatomical
+prior's *oracle-pose* ablation (Dalca et al. 2018 register to an atlas; here slice and pose come
+from the ground truth, the image keeps its surroundings and is scaled by the crop's percentile).
+
 Labels are in the package's internal convention (1 LV, 2 MYO, 3 RV; see
 :mod:`monai_genvq.data.cardiac`). 2-D slices are arrays (H, W) = (X, Y) of the NIfTI volume:
 "horizontal" is the second array axis, as ``matplotlib.imshow`` shows it.
@@ -81,23 +85,28 @@ def align_short_axis(
     rv_side: str = "left",
     upper_percentile: float = 99.0,
     mask_outside: bool = True,
+    intensity_reference: str = "mask",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Align one short-axis slice as in Attri-SIVAE.
 
     The output pixel ``o`` samples the input at ``c + R(θ)(o - o_c)`` where ``c`` is the LV+MYO
     barycentre, ``o_c = ((size - 1) / 2, (size - 1) / 2)`` the output centre and ``θ`` the angle that
     puts the RV barycentre on the horizontal line through ``o_c`` (on the ``rv_side``). The image is
-    bilinearly, the label nearest-neighbour resampled; voxels outside the ground-truth heart mask
-    (LV ∪ MYO ∪ RV) are zeroed and intensities divided by the ``upper_percentile`` of the masked
-    intensities, then clipped to [0, 1].
+    bilinearly, the label nearest-neighbour resampled; by default (Attri-SIVAE) voxels outside the
+    ground-truth heart mask (LV ∪ MYO ∪ RV) are zeroed and intensities divided by the
+    ``upper_percentile`` of the input's intensities inside that mask, then clipped to [0, 1].
 
     Args:
         image: (H, W) slice.
         label: (H, W) ground truth, internal convention.
         size: output side (pixels, native spacing).
         rv_side: ``"left"`` or ``"right"``.
-        upper_percentile: intensity mapped to 1.
-        mask_outside: zero everything outside the ground-truth mask.
+        upper_percentile: intensity percentile mapped to 1.
+        mask_outside: zero everything outside the ground-truth mask (Attri-SIVAE); ``False`` keeps
+            the surroundings (the anatomical prior's oracle-pose ablation).
+        intensity_reference: where ``upper_percentile`` is taken: ``"mask"``, the input slice's
+            intensities inside the ground-truth mask (Attri-SIVAE); ``"crop"``, every pixel of the
+            aligned output crop (including the resampling's zero fill outside the slice).
 
     Returns:
         image (size, size) float32 in [0, 1], label (size, size) uint8, and the parameters
@@ -105,9 +114,18 @@ def align_short_axis(
 
     Raises:
         CardiacDataError: the slice has no LV+MYO or no RV.
+        ValueError: ``intensity_reference`` is neither ``"mask"`` nor ``"crop"``.
+
+    Example:
+        >>> lab = np.zeros((32, 32), np.uint8); lab[12:18, 12:18] = 1; lab[14:16, 20:24] = 3
+        >>> img, out_lab, params = align_short_axis(np.ones((32, 32)), lab, size=16)
+        >>> img.shape, sorted(np.unique(out_lab).tolist()), round(params["angle"], 3)
+        ((16, 16), [0, 1, 3], 3.142)
     """
     from scipy.ndimage import affine_transform
 
+    if intensity_reference not in ("mask", "crop"):
+        raise ValueError(f"intensity_reference must be 'mask' or 'crop'; got {intensity_reference!r}")
     image, label = np.asarray(image, np.float32), np.asarray(label)
     if image.shape != label.shape or image.ndim != 2:
         raise ValueError(f"image {image.shape} and label {label.shape} must be the same 2-D shape")
@@ -136,7 +154,7 @@ def align_short_axis(
     out_lab = np.rint(out_lab).astype(np.uint8)
     if mask_outside:
         out_img = out_img * (out_lab > 0)
-    values = image[label > 0]
+    values = image[label > 0] if intensity_reference == "mask" else out_img
     hi = float(np.percentile(values, upper_percentile)) if values.size else 0.0
     out_img = np.clip(out_img / hi, 0.0, 1.0) if hi > 0 else np.zeros_like(out_img)
     return (
@@ -150,14 +168,19 @@ class CardiacAlignment(Transform):
     """Array transform: (ED image, ED ground truth) volumes -> aligned (1, size, size) slice pair.
 
     Chooses the short-axis slice (:func:`select_short_axis_slice`) and applies
-    :func:`align_short_axis` (Attri-SIVAE preprocessing).
+    :func:`align_short_axis` (Attri-SIVAE preprocessing by default). Slice and pose come from the
+    ground truth: for a method that must not see labels this is an *oracle* (the anatomical
+    prior's oracle-pose ablation uses ``mask_outside=False, intensity_reference="crop"``).
 
     Args:
         size: output side, 128 as in the paper.
         slice_mode: ``"mid"`` (mid-ventricular), ``"max_lv"`` or a slice index.
         slice_offset: slices added to the chosen index (e.g. for neighbouring-slice augmentation).
         rv_side: side of the RV in the output.
-        upper_percentile: intensity percentile (within the mask) mapped to 1.
+        upper_percentile: intensity percentile mapped to 1.
+        mask_outside: zero everything outside the ground-truth heart mask (Attri-SIVAE).
+        intensity_reference: ``"mask"`` (percentile of the slice's intensities inside the ground-truth
+            mask, Attri-SIVAE) or ``"crop"`` (percentile of the whole aligned crop).
 
     Example:
         >>> from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
@@ -165,6 +188,9 @@ class CardiacAlignment(Transform):
         >>> img, lab = CardiacAlignment()(case["image"][..., 0], case["label"][..., 0])
         >>> tuple(img.shape), float(img.max()) <= 1.0
         ((1, 128, 128), True)
+        >>> oracle = CardiacAlignment(96, mask_outside=False, intensity_reference="crop")
+        >>> tuple(oracle(case["image"][..., 0], case["label"][..., 0])[0].shape)
+        (1, 96, 96)
     """
 
     def __init__(
@@ -174,11 +200,16 @@ class CardiacAlignment(Transform):
         slice_offset: int = 0,
         rv_side: str = "left",
         upper_percentile: float = 99.0,
+        mask_outside: bool = True,
+        intensity_reference: str = "mask",
     ) -> None:
         if rv_side not in ("left", "right"):
             raise ValueError(f"rv_side must be 'left' or 'right'; got {rv_side!r}")
+        if intensity_reference not in ("mask", "crop"):
+            raise ValueError(f"intensity_reference must be 'mask' or 'crop'; got {intensity_reference!r}")
         self.size, self.slice_mode, self.slice_offset = int(size), slice_mode, int(slice_offset)
         self.rv_side, self.upper_percentile = rv_side, float(upper_percentile)
+        self.mask_outside, self.intensity_reference = bool(mask_outside), intensity_reference
         self.last_params: dict[str, Any] = {}
 
     def __call__(self, image: Any, label: Any, slice_offset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
@@ -192,7 +223,13 @@ class CardiacAlignment(Transform):
         offset = self.slice_offset if slice_offset is None else int(slice_offset)
         index = select_short_axis_slice(label, self.slice_mode, offset)
         img, lab, params = align_short_axis(
-            image[:, :, index], label[:, :, index], self.size, self.rv_side, self.upper_percentile
+            image[:, :, index],
+            label[:, :, index],
+            self.size,
+            self.rv_side,
+            self.upper_percentile,
+            self.mask_outside,
+            self.intensity_reference,
         )
         self.last_params = {"slice": index, **params}
         return torch.as_tensor(img)[None], torch.as_tensor(lab)[None]
@@ -205,11 +242,16 @@ class CardiacAlignmentd(MapTransform):
         keys: ``(image_key, label_key)``.
         slice_offset_key: optional key of a per-item slice offset (datalists expanded over
             neighbouring slices); absent -> the transform's ``slice_offset``.
-        other args: as :class:`CardiacAlignment`.
+        other args: as :class:`CardiacAlignment` (``mask_outside=False, intensity_reference="crop"``:
+            the anatomical prior's oracle-pose ablation).
 
     Example:
+        >>> from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
+        >>> case = render_cardiac_phantom(np.random.default_rng(0))
         >>> t = CardiacAlignmentd(keys=("image", "label"))
-        >>> out = t({"image": case["image"][..., 0], "label": case["label"][..., 0]})  # doctest: +SKIP
+        >>> out = t({"image": case["image"][..., 0], "label": case["label"][..., 0]})
+        >>> tuple(out["image"].shape), sorted(out["image_alignment"])
+        ((1, 128, 128), ['angle', 'centre', 'rv_centre', 'slice'])
     """
 
     def __init__(
@@ -221,11 +263,15 @@ class CardiacAlignmentd(MapTransform):
         rv_side: str = "left",
         upper_percentile: float = 99.0,
         slice_offset_key: str | None = "slice_offset",
+        mask_outside: bool = True,
+        intensity_reference: str = "mask",
     ) -> None:
         super().__init__(keys)
         if len(self.keys) != 2:
             raise ValueError(f"CardiacAlignmentd needs keys=(image_key, label_key); got {self.keys}")
-        self.op = CardiacAlignment(size, slice_mode, slice_offset, rv_side, upper_percentile)
+        self.op = CardiacAlignment(
+            size, slice_mode, slice_offset, rv_side, upper_percentile, mask_outside, intensity_reference
+        )
         self.slice_offset_key = slice_offset_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -1,11 +1,20 @@
-"""Markdown tables of evaluation results (one format for every bundle)."""
+"""Evaluation results as numbers and tables: mean ± std summaries, metrics.json collection, Markdown tables.
+
+One summary convention for every table of the package: NaN entries are left out, and the std is the
+population standard deviation (``ddof=0``) over what is left, reported with the count ``n``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["format_mean_std", "markdown_table"]
+import numpy as np
+
+__all__ = ["collect_metrics", "format_mean_std", "markdown_table", "mean_std"]
 
 
 def format_mean_std(stats: Mapping[str, float] | None, digits: int = 3) -> str:
@@ -20,3 +29,51 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def mean_std(values: Any) -> dict[str, Any]:
+    """``{"mean", "std", "n"}`` of ``values`` (array, tensor or list), NaN entries left out, population std.
+
+    Example:
+        >>> mean_std([1.0, 0.5, float("nan")])
+        {'mean': 0.75, 'std': 0.25, 'n': 2}
+        >>> mean_std([])
+        {'mean': nan, 'std': nan, 'n': 0}
+    """
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    if not v.size:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
+
+
+def collect_metrics(outputs_dir: str | os.PathLike, pattern: str = "*/eval/metrics.json") -> dict[str, dict[str, Any]]:
+    """``{variant: metrics}`` from every ``<outputs_dir>/<variant>/…/metrics.json`` matching ``pattern``, by variant.
+
+    The variant is the first folder under ``outputs_dir``. A file that is not valid JSON is an error
+    that names it (a half-written or hand-edited file must not silently drop a row of a table).
+
+    Raises:
+        ValueError: a matching file is not a JSON object.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = (root / "vqvae" / "eval").mkdir(parents=True)
+        >>> _ = (root / "vqvae" / "eval" / "metrics.json").write_text('{"mse": 0.1}')
+        >>> collect_metrics(root)
+        {'vqvae': {'mse': 0.1}}
+    """
+    outputs_dir = Path(outputs_dir)
+    found = {}
+    for path in sorted(outputs_dir.glob(pattern)):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"'{path}' is not valid JSON ({exc}); rerun that evaluation or remove the file") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"'{path}' holds {type(data).__name__}, not a JSON object of metrics")
+        found[path.relative_to(outputs_dir).parts[0]] = data
+    return found

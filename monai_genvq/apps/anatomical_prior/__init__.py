@@ -1,5 +1,6 @@
 """Anatomical-prior VAE (AEVB) for unsupervised segmentation: the label prior VAE, the image model trained
-against its frozen decoder, the Jensen bound, the two-stage engines, datalists, brain phantom and report."""
+against its frozen decoder, the Jensen bound, the two-stage engines, datalists, brain phantom, report and
+the report's supervised reference."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from monai_genvq.apps.anatomical_prior.datalists import (
     location_prior_from_dataset,
 )
 from monai_genvq.apps.anatomical_prior.engines import (
-    ANATOMICAL_PRIOR_LOSS_TERMS,
     AnatomicalPriorInferer,
     ImageModelTrainer,
     LabelPriorTrainer,
@@ -40,7 +40,8 @@ from monai_genvq.apps.anatomical_prior.networks import (
     PriorConvDecoder,
     PriorConvEncoder,
 )
-from monai_genvq.apps.anatomical_prior.report import SegmentationReport, load_module_checkpoint, train_supervised_unet
+from monai_genvq.apps.anatomical_prior.report import SegmentationReport, load_module_checkpoint
+from monai_genvq.apps.anatomical_prior.supervised_reference import build_supervised_reference, train_supervised_unet
 from monai_genvq.apps.anatomical_prior.synthetic_brain import (
     BRAIN_LABELS,
     ensure_synthetic_brain,
@@ -48,8 +49,7 @@ from monai_genvq.apps.anatomical_prior.synthetic_brain import (
     render_brain_phantom,
 )
 from monai_genvq.apps.anatomical_prior.transforms import (
-    AlignCardiacSlice,
-    AlignCardiacSliced,
+    HungarianMatch,
     HungarianMatchd,
     LabelMapError,
     StackSlice,
@@ -61,12 +61,10 @@ from monai_genvq.apps.anatomical_prior.transforms import (
 )
 
 __all__ = [
-    "ANATOMICAL_PRIOR_LOSS_TERMS",
-    "AlignCardiacSlice",
-    "AlignCardiacSliced",
     "AnatomicalPriorInferer",
     "AnatomicalPriorTerms",
     "BRAIN_LABELS",
+    "HungarianMatch",
     "HungarianMatchd",
     "ImageModelLoss",
     "ImageModelTrainer",
@@ -91,6 +89,7 @@ __all__ = [
     "anatomical_prior_datalists",
     "anatomical_prior_loss_terms",
     "atlas_intensity_init",
+    "build_supervised_reference",
     "categorical_nll",
     "check_label_map",
     "decathlon_prior_datalists",

@@ -18,13 +18,9 @@ import torch
 
 from monai_genvq.apps.anatomical_prior.synthetic_brain import ensure_synthetic_brain
 from monai_genvq.data.cardiac import discover_acdc
-from monai_genvq.data.cardiac_datalist import resolve_cardiac_dataset
+from monai_genvq.data.cardiac_datalist import expand_slice_offsets, resolve_cardiac_dataset
 
 __all__ = ["anatomical_prior_datalists", "decathlon_prior_datalists", "location_prior", "location_prior_from_dataset"]
-
-
-def _expand(records: Sequence[dict], offsets: Sequence[int]) -> list[dict]:
-    return [{**r, "slice_offset": int(o)} for r in records for o in offsets]
 
 
 def anatomical_prior_datalists(
@@ -68,9 +64,9 @@ def anatomical_prior_datalists(
     if max_subjects is not None:
         prior, image, test = prior[: int(max_subjects)], image[: int(max_subjects)], test[: int(max_subjects)]
     return {
-        "prior": _expand(prior, slice_offsets),
-        "image": _expand(image, slice_offsets),
-        "test": _expand(test, test_slice_offsets),
+        "prior": expand_slice_offsets(prior, slice_offsets),
+        "image": expand_slice_offsets(image, slice_offsets),
+        "test": expand_slice_offsets(test, test_slice_offsets),
     }
 
 

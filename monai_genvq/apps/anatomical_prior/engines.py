@@ -27,11 +27,10 @@ from monai_genvq.apps.anatomical_prior.losses import (
 )
 from monai_genvq.apps.anatomical_prior.networks import LOGVAR_RANGE, ImageSegmentationVAE, LabelPriorVAE
 from monai_genvq.engines.distributed import broadcast_module, unwrap_module
-from monai_genvq.engines.steps import check_finite_loss, optimizer_step, scalar_terms
+from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
 
 _HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
 __all__ = [
-    "ANATOMICAL_PRIOR_LOSS_TERMS",
     "AnatomicalPriorInferer",
     "ImageModelTrainer",
     "LabelPriorTrainer",
@@ -43,12 +42,9 @@ __all__ = [
     "render_from_prior",
 ]
 
-ANATOMICAL_PRIOR_LOSS_TERMS = ("loss", "nll", "kl", "pretrain_loss")
 
-
-def anatomical_prior_loss_terms(output: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float]:
-    """Handler ``output_transform``: the scalar loss terms the trainers log (batch dict or decollated list)."""
-    return scalar_terms(output, ANATOMICAL_PRIOR_LOSS_TERMS)
+#: ``output_transform`` of the terms both anatomical-prior trainers log.
+anatomical_prior_loss_terms = LossTerms("loss", "nll", "kl", "pretrain_loss")
 
 
 class PrepareLabelBatch:

@@ -90,7 +90,7 @@ class LabelPriorLoss(nn.Module):
         beta: KL weight (1 is the ELBO).
 
     Example:
-        >>> from monai_genvq.networks import LabelPriorVAE
+        >>> from monai_genvq.apps.anatomical_prior import LabelPriorVAE
         >>> net = LabelPriorVAE(2, 3, 16, (4,), 2)
         >>> s = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 16, 16)), 3).permute(0, 3, 1, 2).float()
         >>> LabelPriorLoss()(net(s), s).loss.ndim
@@ -114,7 +114,7 @@ class ImageModelLoss(nn.Module):
         beta: KL weight (1 is the bound of the seed).
 
     Example:
-        >>> from monai_genvq.networks import LabelPriorVAE, ImageSegmentationVAE
+        >>> from monai_genvq.apps.anatomical_prior import LabelPriorVAE, ImageSegmentationVAE
         >>> net = ImageSegmentationVAE(LabelPriorVAE(2, 3, 16, (4,), 2))
         >>> x = torch.rand(2, 1, 16, 16)
         >>> ImageModelLoss()(net(x), x).kl.ndim

@@ -1,7 +1,7 @@
 """Evaluation report of the anatomical-prior segmentation: per-label Dice of several evaluators in one table.
 
-Each method (the unsupervised model, the prior's mean shape, intensity k-means, a supervised UNet)
-runs through its own MONAI ``SupervisedEvaluator`` with a ``MeanDice`` handler (per-image,
+Each method (the unsupervised model, the prior's mean shape, intensity k-means, a supervised UNet
+trained by :func:`monai_genvq.apps.anatomical_prior.train_supervised_unet`) runs through its own MONAI ``SupervisedEvaluator`` with a ``MeanDice`` handler (per-image,
 per-label details kept); a :class:`SegmentationReport` collects them and writes
 ``<output_dir>/metrics.json``, ``<output_dir>/results.md`` (Markdown table) and an overlay figure.
 """
@@ -21,11 +21,11 @@ from torch import nn
 
 from monai_genvq.metrics.segmentation import summarize_dice
 from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.utils.tables import format_mean_std, markdown_table, mean_std
 from monai_genvq.visualize.projections import save_latent_projection
 from monai_genvq.visualize.segmentation import crop_around, label_overlay, save_overlay_grid
 
-__all__ = ["SegmentationReport", "load_module_checkpoint", "train_supervised_unet"]
+__all__ = ["SegmentationReport", "load_module_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,54 +64,6 @@ def load_module_checkpoint(module: nn.Module, path: str | os.PathLike, key: str 
             f"unexpected {result.unexpected_keys[:5]} (same channels / latent_dim / image_size as at training?)"
         )
     return module
-
-
-def _stack(dataset: Any, key: str) -> torch.Tensor:
-    return torch.stack([torch.as_tensor(item[key]) for item in dataset])
-
-
-def train_supervised_unet(
-    dataset: Any,
-    num_labels: int,
-    iterations: int = 300,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    channels: Sequence[int] = (16, 32, 64),
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-) -> nn.Module:
-    """Upper bound: a small MONAI ``UNet`` trained with Dice + cross-entropy on paired (image, label) slices.
-
-    The paired data are the *prior* subjects (never the stage-2 image subjects or the test set).
-    """
-    from monai.losses import DiceCELoss
-    from monai.networks.nets import UNet
-
-    x, y = _stack(dataset, "image").float(), _stack(dataset, "label").long()
-    y = y if y.ndim == x.ndim else y[:, None]
-    spatial_dims = x.ndim - 2
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = UNet(
-        spatial_dims,
-        x.shape[1],
-        num_labels,
-        channels=tuple(channels),
-        strides=(2,) * (len(channels) - 1),
-        num_res_units=1,
-    ).to(device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    opt = torch.optim.Adam(net.parameters(), lr)
-    net.train()
-    for it in range(int(iterations)):
-        idx = torch.randint(0, x.shape[0], (min(batch_size, x.shape[0]),), generator=g)
-        opt.zero_grad()
-        loss = loss_fn(net(x[idx].to(device)), y[idx].to(device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"supervised UNet baseline: non-finite loss at iteration {it}")
-        loss.backward()
-        opt.step()
-    return net.eval()
 
 
 def _label_map(x: Any) -> np.ndarray:
@@ -262,13 +214,7 @@ class SegmentationReport:
                 continue
             per_image = getattr(engine.state, "metric_details", {}).get(name)
             if per_image is not None:
-                v = torch.as_tensor(per_image, dtype=torch.float64).reshape(-1)
-                v = v[~torch.isnan(v)]
-                self.other_metrics[method][name] = {
-                    "mean": float(v.mean()) if v.numel() else float("nan"),
-                    "std": float(v.std()) if v.numel() > 1 else 0.0,
-                    "n": int(v.numel()),
-                }
+                self.other_metrics[method][name] = mean_std(torch.as_tensor(per_image, dtype=torch.float64))
             elif isinstance(value, (int, float)):
                 self.other_metrics[method][name] = {"mean": float(value), "std": 0.0, "n": int(details.shape[0])}
         self.write()

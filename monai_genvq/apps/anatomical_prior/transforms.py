@@ -6,9 +6,10 @@ crops/pads the image around the image centre and resizes it (MONAI ``ResizeWithP
 ``Resized``, invertible, so predictions are scored in the image's own frame). The shape prior
 covers un-posed anatomy because its label maps are prepared the same way and pose-augmented.
 
-:class:`AlignCardiacSliced` is kept only for the *oracle-pose* ablation: it puts a slice in the
-Attri-SIVAE pose (centre, rotation) computed from the ground truth, which leaks labels into the
-input and must not be used for an unsupervised result.
+The *oracle-pose* ablation (slice, centre and rotation computed from the ground truth, which leaks
+labels into the input and must not be used for an unsupervised result) is the shared cardiac
+alignment :class:`monai_genvq.transforms.CardiacAlignmentd` with ``mask_outside=False,
+intensity_reference="crop"``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-from monai_genvq.data.cardiac import CardiacDataError
+from monai_genvq.metrics.cluster_dice import MATCH_CRITERIA
 from monai_genvq.metrics.segmentation import hungarian_match
-from monai_genvq.transforms.cardiac import align_short_axis, select_short_axis_slice
 
 __all__ = [
-    "AlignCardiacSlice",
-    "AlignCardiacSliced",
+    "HungarianMatch",
     "HungarianMatchd",
     "StackSlice",
     "StackSliced",
@@ -136,99 +135,6 @@ class ValidateLabelMapd(MapTransform):
         return d
 
 
-class AlignCardiacSlice(Transform):
-    """Array transform: ED volumes (X, Y, Z) -> one aligned short-axis slice pair ((1, size, size) each).
-
-    The slice (``slice_mode`` + ``slice_offset``, :func:`select_short_axis_slice`) and pose come
-    from the ground truth (a stand-in for the atlas registration of Dalca et al. 2018); the image
-    is NOT masked and is divided by its ``upper_percentile`` over the whole crop, clipped to [0, 1].
-
-    Args:
-        size: crop side (native pixels).
-        slice_mode: ``"mid"``, ``"max_lv"`` or an index.
-        slice_offset: added to the chosen slice.
-        rv_side: side of the RV in the output.
-        upper_percentile: crop intensity percentile mapped to 1.
-
-    Example:
-        >>> from monai_genvq.data.synthetic_cardiac import render_cardiac_phantom
-        >>> case = render_cardiac_phantom(np.random.default_rng(0))
-        >>> img, lab = AlignCardiacSlice(96)(case["image"][..., 0], case["label"][..., 0])
-        >>> tuple(img.shape), tuple(lab.shape)
-        ((1, 96, 96), (1, 96, 96))
-    """
-
-    def __init__(
-        self,
-        size: int = 96,
-        slice_mode: str | int = "mid",
-        slice_offset: int = 0,
-        rv_side: str = "left",
-        upper_percentile: float = 99.0,
-    ) -> None:
-        self.size, self.slice_mode, self.slice_offset = int(size), slice_mode, int(slice_offset)
-        self.rv_side, self.upper_percentile = rv_side, float(upper_percentile)
-
-    def __call__(self, image: Any, label: Any, slice_offset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        from scipy.ndimage import affine_transform
-
-        image, label = np.asarray(image, np.float32), np.asarray(label)
-        image, label = (image[0], label[0]) if image.ndim == 4 else (image, label)
-        if image.ndim == 2:
-            image, label = image[..., None], label[..., None]
-        if image.shape != label.shape or image.ndim != 3:
-            raise LabelMapError(
-                f"image {image.shape} and label {label.shape} must be volumes (X, Y, Z) of the same shape"
-            )
-        index = select_short_axis_slice(
-            label, self.slice_mode, self.slice_offset if slice_offset is None else int(slice_offset)
-        )
-        img2, lab2 = image[:, :, index], label[:, :, index]
-        _, out_lab, params = align_short_axis(img2, lab2, self.size, self.rv_side, mask_outside=False)
-        c, s = np.cos(params["angle"]), np.sin(params["angle"])
-        rot = np.array([[c, -s], [s, c]])
-        offset = np.asarray(params["centre"]) - rot @ np.full(2, (self.size - 1) / 2.0)
-        out = affine_transform(img2, rot, offset=offset, output_shape=(self.size, self.size), order=1, cval=0.0)
-        hi = float(np.percentile(out, self.upper_percentile))
-        out = np.clip(out / hi, 0.0, 1.0) if hi > 0 else np.zeros_like(out)
-        return torch.as_tensor(out.astype(np.float32))[None], torch.as_tensor(out_lab)[None]
-
-
-class AlignCardiacSliced(MapTransform):
-    """Dictionary form of :class:`AlignCardiacSlice` (per-item ``slice_offset`` read from ``slice_offset_key``).
-
-    Example:
-        >>> t = AlignCardiacSliced(("image", "label"), size=96)
-        >>> out = t({"image": case["image"][..., 0], "label": case["label"][..., 0]})  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection = ("image", "label"),
-        size: int = 96,
-        slice_mode: str | int = "mid",
-        slice_offset: int = 0,
-        rv_side: str = "left",
-        upper_percentile: float = 99.0,
-        slice_offset_key: str | None = "slice_offset",
-    ) -> None:
-        super().__init__(keys)
-        if len(self.keys) != 2:
-            raise ValueError(f"AlignCardiacSliced needs keys=(image_key, label_key); got {self.keys}")
-        self.op = AlignCardiacSlice(size, slice_mode, slice_offset, rv_side, upper_percentile)
-        self.slice_offset_key = slice_offset_key
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        ik, lk = self.keys
-        offset = d.get(self.slice_offset_key) if self.slice_offset_key else None
-        try:
-            d[ik], d[lk] = self.op(d[ik], d[lk], offset)
-        except (CardiacDataError, LabelMapError) as e:
-            raise type(e)(f"{d.get('subject', 'case')}: {e}") from None
-        return d
-
-
 def stack_slice_index(n_slices: int, offset: int = 0, position: float = 0.5) -> int:
     """Label-free slice choice: ``floor(position · (n_slices − 1)) + offset``, clipped to the stack.
 
@@ -307,37 +213,66 @@ class StackSliced(MapTransform):
         return d
 
 
-class HungarianMatchd(MapTransform):
-    """Evaluation only: relabel cluster ids of ``keys`` to the ground-truth labels they overlap most.
+class HungarianMatch(Transform):
+    """Array transform, evaluation only: relabel a cluster-id map to the ground-truth labels it overlaps most.
 
-    One-to-one matching by the Hungarian algorithm on the cluster × label overlap of each image
-    (:func:`monai_genvq.metrics.hungarian_match`) — the standard way of scoring a clustering
-    (e.g. intensity k-means) against labels. It uses the ground truth, so it flatters the
-    clustering; never apply it to a method that names its labels itself.
+    One-to-one matching by the Hungarian algorithm (:func:`monai_genvq.metrics.hungarian_match`,
+    built on the package's one matching :func:`monai_genvq.metrics.match_clusters`), on the cluster ×
+    label overlap of the image by default — the standard way of scoring a clustering (e.g.
+    intensity k-means) against labels. It uses the ground truth, so it flatters the clustering;
+    never apply it to a method that names its labels itself.
+
+    Args:
+        num_labels: number of labels (and clusters).
+        criterion: what the matching maximises: ``"overlap"`` (matched voxels) or ``"dice"`` (the
+            sum of the matched pairs' Dice).
+
+    Example:
+        >>> HungarianMatch(3)(torch.tensor([[2, 2, 0, 1]]), torch.tensor([[1, 1, 0, 2]]))
+        tensor([[1, 1, 0, 2]])
+    """
+
+    def __init__(self, num_labels: int = 4, criterion: str = "overlap") -> None:
+        if criterion not in MATCH_CRITERIA:
+            raise ValueError(f"criterion must be one of {MATCH_CRITERIA}; got {criterion!r}")
+        self.num_labels, self.criterion = int(num_labels), criterion
+
+    def __call__(self, pred: Any, label: Any) -> Any:  # type: ignore[override]
+        clusters = np.asarray(torch.as_tensor(pred).detach().cpu()).astype(np.int64)
+        target = np.asarray(torch.as_tensor(label).detach().cpu()).astype(np.int64)
+        if clusters.shape != target.shape:
+            raise ValueError(f"cluster map {clusters.shape} and label {target.shape} differ in shape")
+        matched = hungarian_match(clusters, target, self.num_labels, self.criterion)
+        if isinstance(pred, torch.Tensor):
+            return pred.clone().copy_(torch.as_tensor(matched, device=pred.device))
+        return matched
+
+
+class HungarianMatchd(MapTransform):
+    """Dictionary form of :class:`HungarianMatch` (evaluation only; uses the ground truth under ``label_key``).
 
     Args:
         keys: cluster-id maps (1, *spatial) (e.g. ``"pred"`` after ``AsDiscreted(argmax=True)``).
         label_key: ground truth (1, *spatial).
         num_labels: number of labels (and clusters).
+        criterion: ``"overlap"`` or ``"dice"``, as :class:`HungarianMatch`.
 
     Example:
         >>> HungarianMatchd("pred", num_labels=3)({"pred": torch.tensor([[2, 2, 0, 1]]), "label": torch.tensor([[1, 1, 0, 2]])})["pred"]
         tensor([[1, 1, 0, 2]])
     """
 
-    def __init__(self, keys: KeysCollection = "pred", label_key: str = "label", num_labels: int = 4) -> None:
+    def __init__(
+        self, keys: KeysCollection = "pred", label_key: str = "label", num_labels: int = 4, criterion: str = "overlap"
+    ) -> None:
         super().__init__(keys)
-        self.label_key, self.num_labels = label_key, int(num_labels)
+        self.label_key, self.op = label_key, HungarianMatch(num_labels, criterion)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-
         d = dict(data)
-        label = np.asarray(torch.as_tensor(d[self.label_key]).detach().cpu()).astype(np.int64)
         for key in self.key_iterator(d):
-            pred = torch.as_tensor(d[key])
-            clusters = np.asarray(pred.detach().cpu()).astype(np.int64)
-            if clusters.shape != label.shape:
-                raise ValueError(f"{key} {clusters.shape} and {self.label_key} {label.shape} differ in shape")
-            matched = torch.as_tensor(hungarian_match(clusters, label, self.num_labels), device=pred.device)
-            d[key] = pred.clone().copy_(matched) if isinstance(pred, torch.Tensor) else matched
+            try:
+                d[key] = self.op(d[key], d[self.label_key])
+            except ValueError as e:
+                raise ValueError(f"{key} vs {self.label_key}: {e}") from None
         return d

@@ -31,7 +31,7 @@ def cardiac_attributes(label: Any, spacing: Sequence[float]) -> np.ndarray:
 
     Example:
         >>> lab = np.zeros((4, 4, 2), np.uint8); lab[0, 0, 0] = 1; lab[1, :, :] = 3
-        >>> cardiac_attributes(lab, (2.0, 2.0, 10.0)).tolist()  # 40 mm³ per voxel
+        >>> [round(float(v), 6) for v in cardiac_attributes(lab, (2.0, 2.0, 10.0))]  # 40 mm³ per voxel
         [0.04, 0.0, 0.32]
     """
     label = _squeeze_channel(_as_numpy(label), 3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from monai.metrics import SSIMMetric
 from monai_genvq.apps.cardiac.figures import attribute_traversal, plot_attribute_traversal, plot_ssim_distribution
 from monai_genvq.metrics.disentanglement import compute_disentanglement
 from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import markdown_table
+from monai_genvq.utils.tables import collect_metrics, markdown_table, mean_std
 from monai_genvq.visualize.grids import plot_reconstruction_grid
 from monai_genvq.visualize.projections import PROJECTION_NAMES, save_latent_projection
 
@@ -66,10 +65,7 @@ def cardiac_table(results: Mapping[str, Mapping[str, Any]], digits: int = 3) -> 
 
 def collect_cardiac_results(outputs_dir: str | os.PathLike, eval_name: str = "eval") -> dict[str, dict[str, Any]]:
     """Read ``<outputs_dir>/<variant>/<eval_name>/metrics.json`` of every variant, in the paper's row order."""
-    outputs_dir = Path(outputs_dir)
-    found = {
-        p.parent.parent.name: json.loads(p.read_text()) for p in sorted(outputs_dir.glob(f"*/{eval_name}/metrics.json"))
-    }
+    found = collect_metrics(outputs_dir, f"*/{eval_name}/metrics.json")
     order = [k for k in METHOD_NAMES if k in found] + [k for k in found if k not in METHOD_NAMES]
     return {k: found[k] for k in order}
 
@@ -178,7 +174,7 @@ class CardiacEvaluationReport:
                 name: {"dim": int(d), "r2": float(s)}
                 for name, d, s in zip(self.attribute_names, per_attr["dims"], per_attr["scores"])
             },
-            "ssim": {"mean": float(ssim.mean()), "std": float(ssim.std()), "settings": SSIM_SETTINGS},
+            "ssim": {**mean_std(ssim), "settings": SSIM_SETTINGS},
             "ssim_per_domain": {
                 d: {
                     "mean": float(ssim[np.array(self.domains) == d].mean()),

@@ -7,8 +7,6 @@ from __future__ import annotations
 from monai_genvq.apps.hyperbolic.brats import BRATS_LABEL_MAPS, BRATS_LAYOUTS, BraTSRegion, brats_region, discover_brats
 from monai_genvq.apps.hyperbolic.cryoet import discover_cryoet
 from monai_genvq.apps.hyperbolic.distributions import (
-    RiemannianNormal,
-    WrappedNormal,
     riemannian_normal_log_normalizer,
     riemannian_normal_log_prob,
     riemannian_normal_radius_cdf,
@@ -60,7 +58,7 @@ from monai_genvq.apps.hyperbolic.synthetic_toy import (
     generate_hierarchy_toy,
     generate_hierarchy_volume,
 )
-from monai_genvq.apps.hyperbolic.trainer import HYPERBOLIC_LOSS_TERMS, HyperbolicVAETrainer, hyperbolic_loss_terms
+from monai_genvq.apps.hyperbolic.trainer import HyperbolicVAETrainer, hyperbolic_loss_terms
 from monai_genvq.apps.hyperbolic.triplets import TRIPLET_KEYS, TripletPatchSampler, TripletPatchSamplerd, check_volume
 from monai_genvq.apps.hyperbolic.vae import HyperbolicVAE, HyperbolicVAEOutput, patch_offsets
 
@@ -72,7 +70,6 @@ __all__ = [
     "CRYOET_CLASSES",
     "GyroplaneConv3d",
     "GyroplaneLayer",
-    "HYPERBOLIC_LOSS_TERMS",
     "HyperbolicClusterInferer",
     "HyperbolicSegmentation",
     "HyperbolicVAE",
@@ -82,11 +79,9 @@ __all__ = [
     "LEVEL_CLASSES",
     "MIN_NORM",
     "MIN_SIGMA",
-    "RiemannianNormal",
     "TRIPLET_KEYS",
     "TripletPatchSampler",
     "TripletPatchSamplerd",
-    "WrappedNormal",
     "as_curvature",
     "assign_clusters",
     "bound_tangent0",

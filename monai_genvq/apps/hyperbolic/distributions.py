@@ -18,7 +18,6 @@ dimensions used here, d ≤ 10 and σ√c ≤ 5).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
@@ -33,8 +32,6 @@ __all__ = [
     "riemannian_normal_radius_cdf",
     "riemannian_normal_sample_radius",
     "riemannian_normal_rsample",
-    "WrappedNormal",
-    "RiemannianNormal",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -251,55 +248,3 @@ def riemannian_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.T
     r = dist(mu, z, k)
     s = s.expand_as(r)
     return -r.square() / (2 * s.square()) - riemannian_normal_log_normalizer(s, float(c), d)
-
-
-@dataclass
-class WrappedNormal:
-    """Wrapped normal on the Poincaré ball (Nagano et al. 2019; Mathieu et al. 2019).
-
-    Args:
-        loc: (..., d) means on the ball.
-        scale: (..., d) positive scales in orthonormal tangent coordinates.
-        c: curvature magnitude (0 gives a Gaussian in the flat stereographic model).
-
-    Example:
-        >>> q = WrappedNormal(torch.zeros(4, 2), torch.ones(4, 2), c=1.0)
-        >>> q.log_prob(q.rsample()).shape
-        torch.Size([4])
-    """
-
-    loc: torch.Tensor
-    scale: torch.Tensor
-    c: float = 1.0
-
-    def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
-        return wrapped_normal_rsample(self.loc, self.scale, self.c, sample_shape)
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return wrapped_normal_log_prob(z, self.loc, self.scale, self.c)
-
-
-@dataclass
-class RiemannianNormal:
-    """Riemannian (maximum-entropy) normal on the Poincaré ball (Mathieu et al. 2019).
-
-    Args:
-        loc: (..., d) means on the ball.
-        scale: (..., 1) isotropic positive scales.
-        c: curvature magnitude (> 0).
-
-    Example:
-        >>> q = RiemannianNormal(torch.zeros(4, 2), torch.full((4, 1), 0.5), c=1.0)
-        >>> q.log_prob(q.rsample()).shape
-        torch.Size([4])
-    """
-
-    loc: torch.Tensor
-    scale: torch.Tensor
-    c: float = 1.0
-
-    def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
-        return riemannian_normal_rsample(self.loc, self.scale, self.c, sample_shape)
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return riemannian_normal_log_prob(z, self.loc, self.scale, self.c)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from monai.inferers import Inferer
 
-from monai_genvq.apps.hyperbolic.kmeans import assign_clusters, poincare_kmeans
+from monai_genvq.apps.hyperbolic.kmeans import assign_clusters, euclidean_kmeans, poincare_kmeans
 from monai_genvq.networks.export import network_tensor
 
 __all__ = ["HyperbolicClusterInferer", "cluster_embedding"]
@@ -29,16 +29,25 @@ def cluster_embedding(
 ) -> np.ndarray:
     """Cluster a per-voxel embedding ``(d, *spatial)`` into ``n_clusters`` ids ``(*spatial)`` (masked-out voxels -> -1).
 
-    Poincaré k-means (Fréchet means on the ball of curvature ``-curvature``; Euclidean k-means for
-    ``curvature == 0``) fitted on at most ``max_fit_points`` voxels (a seeded random subset), then
-    every kept voxel is assigned to its nearest centre (Hsu et al. 2021, "Capturing implicit
-    hierarchical structure in 3D biomedical images with self-supervised hyperbolic representations").
+    Poincaré k-means (Fréchet means on the ball of curvature ``-curvature``; for ``curvature == 0``
+    scikit-learn's Euclidean k-means, :func:`~monai_genvq.apps.hyperbolic.euclidean_kmeans`) fitted
+    on at most ``max_fit_points`` voxels (a seeded random subset), then every kept voxel is assigned
+    to its nearest centre (Hsu et al. 2021, "Capturing implicit hierarchical structure in 3D
+    biomedical images with self-supervised hyperbolic representations"). Both use 2 seeded restarts.
+
+    Args:
+        emb: (d, *spatial) per-voxel embedding.
+        n_clusters: k.
+        curvature: the ball's curvature c (0: a flat latent).
+        keep: optional boolean mask (*spatial) of the voxels to cluster.
+        seed: seed of the subset and of k-means.
+        max_fit_points: k-means is fitted on at most this many voxels.
 
     Example:
-        >>> emb = torch.cat([torch.full((2, 4, 1, 1), -0.5), torch.full((2, 4, 1, 1), 0.5)], 2)
+        >>> emb = torch.cat([torch.full((2, 4, 1, 1), -0.5), torch.full((2, 4, 1, 1), 0.5)], 1)  # 2-D codes, 8 voxels
         >>> ids = cluster_embedding(emb, 2, 1.0)
-        >>> bool((ids[:, :4] == ids[0, 0]).all()) and bool((ids[:, 4:] != ids[0, 0]).all())
-        True
+        >>> ids.shape, ids.ravel().tolist() in ([0] * 4 + [1] * 4, [1] * 4 + [0] * 4)
+        ((8, 1, 1), True)
     """
     flat = emb.reshape(emb.shape[0], -1).T.cpu().float()
     keep = np.ones(flat.shape[0], bool) if keep is None else np.asarray(keep, bool).ravel()
@@ -53,7 +62,10 @@ def cluster_embedding(
         if pts.shape[0] <= max_fit_points
         else pts[torch.from_numpy(gen.choice(pts.shape[0], max_fit_points, replace=False))]
     )
-    res = poincare_kmeans(fit, n_clusters, c=curvature, seed=seed)
+    if curvature == 0:
+        res = euclidean_kmeans(fit, n_clusters, seed=seed)
+    else:
+        res = poincare_kmeans(fit, n_clusters, c=curvature, seed=seed)
     labels = np.full(flat.shape[0], -1, np.int64)
     labels[keep] = assign_clusters(pts, res.centres, curvature).numpy()
     return labels.reshape(emb.shape[1:])
@@ -77,7 +89,7 @@ class HyperbolicClusterInferer(Inferer):
             exported TorchScript embedding has its zoom baked in at export.
 
     Example:
-        >>> from monai_genvq.networks import HyperbolicVAE
+        >>> from monai_genvq.apps.hyperbolic import HyperbolicVAE
         >>> net = HyperbolicVAE(spatial_dims=3, in_channels=1, patch_size=10, latent_dim=2, channels=(8, 16, 16, 32))
         >>> HyperbolicClusterInferer(2, 1.0)(torch.rand(1, 1, 12, 12, 12), net).shape  # doctest: +SKIP
         torch.Size([1, 1, 12, 12, 12])

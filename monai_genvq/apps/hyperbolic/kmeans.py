@@ -4,8 +4,10 @@ Hyperbolic k-means as used by Hsu et al. 2021 ("Learning Hyperbolic Representati
 Unsupervised 3D Segmentation"): points are assigned to the nearest centre in geodesic distance, and
 each centre is the Fréchet (Karcher) mean of its points, computed by Riemannian gradient descent
 ``μ ← expmap_μ(η · mean_i logmap_μ(x_i))`` (Karcher 1977; Lou et al. 2020 discuss faster solvers).
-Initialisation is k-means++ with geodesic distances (Arthur & Vassilvitskii 2007). The Euclidean
-variant (``c = 0``) uses the same code, where the Fréchet mean is the arithmetic mean.
+Initialisation is k-means++ with geodesic distances (Arthur & Vassilvitskii 2007). With ``c = 0``
+the same code is flat k-means (the Fréchet mean is the arithmetic mean); :func:`euclidean_kmeans`,
+which clusters the flat latents, is scikit-learn's ``KMeans`` instead (scikit-learn has no
+Poincaré k-means, hence :func:`poincare_kmeans`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
 
 from monai_genvq.apps.hyperbolic.manifold import MIN_NORM, as_curvature, gmath, project
 
@@ -120,7 +123,14 @@ def frechet_mean(
 
 @dataclass
 class KMeansResult:
-    """Result of :func:`poincare_kmeans`: ``labels`` (n,), ``centres`` (k, d), ``inertia`` (Σ d²), ``iterations``."""
+    """Result of :func:`poincare_kmeans` / :func:`euclidean_kmeans`.
+
+    Args:
+        labels: (n,) cluster index of every point.
+        centres: (k, d) cluster centres.
+        inertia: Σ of the squared distances of the points to their centres.
+        iterations: Lloyd iterations of the winning restart.
+    """
 
     labels: torch.Tensor
     centres: torch.Tensor
@@ -141,6 +151,18 @@ def _kmeanspp(x: torch.Tensor, n_clusters: int, c: float, gen: torch.Generator) 
         centres = torch.cat([centres, x[nxt]])
         d2 = torch.minimum(d2, pairwise_dist(x, x[nxt], c)[:, 0].square())
     return centres
+
+
+def _check_points(x: torch.Tensor | np.ndarray, n_clusters: int) -> torch.Tensor:
+    """The k-means input as an (n, d) tensor; a clear error for an empty, non-finite or too small set."""
+    x = torch.as_tensor(x)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"k-means expects a non-empty (n, d) array, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("k-means input contains NaN or infinite values")
+    if not 1 <= n_clusters <= x.shape[0]:
+        raise ValueError(f"n_clusters must be in [1, n={x.shape[0]}], got {n_clusters}")
+    return x
 
 
 def poincare_kmeans(
@@ -178,13 +200,7 @@ def poincare_kmeans(
         >>> len(set(res.labels[:50].tolist())), len(set(res.labels[50:].tolist()))
         (1, 1)
     """
-    x = torch.as_tensor(x)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"k-means expects a non-empty (n, d) array, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("k-means input contains NaN or infinite values")
-    if not 1 <= n_clusters <= x.shape[0]:
-        raise ValueError(f"n_clusters must be in [1, n={x.shape[0]}], got {n_clusters}")
+    x = _check_points(x, n_clusters)
     x = x.float()
     if c > 0:
         x = project(x, as_curvature(c, x))
@@ -213,6 +229,35 @@ def poincare_kmeans(
     return best
 
 
-def euclidean_kmeans(x: torch.Tensor | np.ndarray, n_clusters: int, **kwargs) -> KMeansResult:
-    """Euclidean k-means (the baseline): :func:`poincare_kmeans` with ``c = 0``."""
-    return poincare_kmeans(x, n_clusters, c=0.0, **kwargs)
+def euclidean_kmeans(
+    x: torch.Tensor | np.ndarray, n_clusters: int, n_init: int = 2, max_iter: int = 300, seed: int = 0
+) -> KMeansResult:
+    """Euclidean k-means of flat latents (and intensities): scikit-learn's ``KMeans`` (k-means++, Lloyd).
+
+    Args:
+        x: (n, d) points.
+        n_clusters: k.
+        n_init: k-means++ restarts; the run with the lowest inertia wins (2, as :func:`poincare_kmeans`,
+            so a flat and a hyperbolic latent are clustered with the same effort).
+        max_iter: Lloyd iterations per restart.
+        seed: ``random_state`` (results are deterministic for a given seed).
+
+    Returns:
+        :class:`KMeansResult` on the input's device; ``inertia`` is Σ d² in the flat model's distance
+        ``d = 2‖x - y‖`` (:func:`pairwise_dist` with ``c = 0``), 4 × scikit-learn's ``inertia_``.
+
+    Example:
+        >>> pts = torch.cat([torch.randn(50, 2) * 0.02 + 0.4, torch.randn(50, 2) * 0.02 - 0.4])
+        >>> res = euclidean_kmeans(pts, 2)
+        >>> len(set(res.labels[:50].tolist())), len(set(res.labels[50:].tolist()))
+        (1, 1)
+    """
+    x = _check_points(x, n_clusters)
+    km = KMeans(n_clusters, init="k-means++", n_init=n_init, max_iter=max_iter, random_state=seed)
+    labels = km.fit_predict(x.detach().float().cpu().numpy())
+    return KMeansResult(
+        labels=torch.as_tensor(labels, dtype=torch.long, device=x.device),
+        centres=torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=x.device),
+        inertia=4.0 * float(km.inertia_),
+        iterations=int(km.n_iter_),
+    )

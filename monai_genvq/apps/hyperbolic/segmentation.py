@@ -2,9 +2,12 @@
 
 Per volume: per-voxel posterior means (fully convolutional, :meth:`HyperbolicVAE.embed_volume`),
 Poincaré k-means (Fréchet means) or Euclidean k-means with k = classes of each level, Hungarian
-matching of clusters to labels and Dice (Hsu et al. 2021's protocol, METRICS.md), segmentations
-written in the input's geometry (NIfTI affine / MRC voxel size) with cluster ids replaced by the
-matched label ids (unmatched clusters -> 255).
+matching of clusters to labels and Dice (Hsu et al. 2021's protocol, docs/METRICS.md), segmentations
+written in the input's geometry with cluster ids replaced by the matched label ids (unmatched
+clusters -> 255). Volumes are read with MONAI's ``LoadImage`` (NIfTI; MRC through
+:class:`~monai_genvq.data.MRCReader`) and written with ``SaveImage`` from the MetaTensor's affine:
+NIfTI inputs give NIfTI outputs with their affine, MRC inputs MRC outputs with their voxel size and
+origin (:class:`~monai_genvq.data.MRCWriter`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.data import MetaTensor, NibabelWriter
+from monai.transforms import LoadImage, SaveImage
 
 from monai_genvq.apps.hyperbolic.figures import poincare_disk_2d
 from monai_genvq.apps.hyperbolic.inferer import cluster_embedding
-from monai_genvq.data.volumes import load_volume, save_segmentation
+from monai_genvq.data.errors import VolumeFileError
+from monai_genvq.data.mrc import MRCReader, MRCWriter, is_mrc
 from monai_genvq.metrics.cluster_dice import hungarian_dice
-from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import markdown_table
+from monai_genvq.transforms.intensity import ForegroundNormalize
+from monai_genvq.utils.fileio import atomic_path, atomic_write_text, write_json
+from monai_genvq.utils.tables import collect_metrics, format_mean_std, markdown_table, mean_std
 from monai_genvq.visualize.grids import plot_reconstruction_grid
 from monai_genvq.visualize.projections import save_latent_projection
 from monai_genvq.visualize.slices import save_segmentation_slices
@@ -31,27 +38,36 @@ from monai_genvq.visualize.slices import save_segmentation_slices
 __all__ = ["HyperbolicSegmentation", "write_comparison_table"]
 
 
+def _volume_loader() -> LoadImage:
+    """``LoadImage`` choosing its reader by suffix among MONAI's (NIfTI: NibabelReader) and :class:`MRCReader`."""
+    loader = LoadImage(image_only=True, ensure_channel_first=True)
+    loader.register(MRCReader())  # after construction: LoadImage keeps selecting readers by suffix
+    return loader
+
+
 class HyperbolicSegmentation:
     """Evaluate (or just run) unsupervised segmentation of a list of volumes.
 
     Args:
         network: a trained :class:`~monai_genvq.apps.hyperbolic.HyperbolicVAE`, or
-            :class:`~monai_genvq.networks.IntensityEmbedding` for the k-means-on-intensity reference.
-        records: dicts with ``image`` (path or list of channel paths) and the label keys.
+            :class:`~monai_genvq.metrics.IntensityKMeans` for the k-means-on-intensity reference.
+        records: dicts with ``image`` (NIfTI or MRC path, or a list of channel paths) and the label keys.
         levels: ``{level name: (label key or None, number of clusters, label ids or None)}``; a label map
             is first converted by ``label_transforms[name]`` when given (e.g. BraTS whole tumour).
         output_dir: where ``metrics.json``, ``metrics.md`` and ``segmentations/`` go.
         method: configuration name in the outputs (e.g. "hyperbolic").
         clustering: "auto" (Poincaré k-means for c > 0, Euclidean for a flat latent), "poincare" or "euclidean".
-        normalize: intensity normalisation used in training (see :func:`~monai_genvq.data.load_volume`).
+        normalize: intensity normalisation used in training: "none", "percentile" or "zscore"
+            (:class:`~monai_genvq.transforms.ForegroundNormalize`).
         mask: "none" or "nonzero" (cluster only voxels where any channel ≠ 0, e.g. the brain; others get 0).
         label_transforms: optional ``{level name: callable(label array) -> array}``.
         checkpoint: optional path of a state dict (``{"model": …}`` or bare) loaded with weights_only=True.
         device: torch device.
         max_fit_points: k-means is fitted on at most this many voxels and then assigns all.
-        write_segmentations: write one file per (volume, level).
+        write_segmentations: write one file per (volume, level), NIfTI (uint8) or MRC (int16) like the input.
         write_embeddings: also write each volume's per-voxel embedding as a 4-D NIfTI (X, Y, Z, d) in the
-            input's geometry (for MRC inputs: the file's axis order and voxel size).
+            input's geometry (for MRC inputs: the file's (z, y, x) axis order, its voxel size and origin in
+            the affine, :func:`~monai_genvq.data.mrc_affine`).
         seed: k-means seed.
         figures: write figures next to ``metrics.json`` (listed there under ``figures``):
             ``latent_projection.png`` — a seeded subsample of per-voxel embeddings (at most
@@ -99,6 +115,37 @@ class HyperbolicSegmentation:
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
         self.write_embeddings, self.zoom = write_embeddings, float(zoom)
         self.figures, self.max_projected = figures, int(max_projected)
+        self._loader = _volume_loader()
+        self._normalizer = ForegroundNormalize(normalize)
+
+    def load(self, path: str | os.PathLike | Sequence[str | os.PathLike], normalize: bool = True) -> MetaTensor:
+        """A (C, *spatial) float32 MetaTensor with its geometry (affine, file name), normalised as in training.
+
+        The same reading as the bundles' ``LoadImaged`` (NIfTI, or MRC through :class:`MRCReader`,
+        channel first) followed by :class:`~monai_genvq.transforms.ForegroundNormalize` (``normalize``).
+
+        Args:
+            path: a NIfTI or MRC file, or several of one shape (the channels).
+            normalize: apply the intensity normalisation (False for label maps).
+
+        Raises:
+            VolumeFileError: a missing or unreadable file, or NaN/inf voxels (the message names the file).
+
+        Example:
+            >>> seg = HyperbolicSegmentation(net, records, levels, "eval", normalize="zscore")  # doctest: +SKIP
+            >>> seg.load("model_0/reconstruction.mrc").meta["voxel_size"]  # doctest: +SKIP
+            array([10., 10., 10.])
+        """
+        try:
+            img = self._loader(path)
+        except VolumeFileError:
+            raise
+        except Exception as exc:  # NIfTI errors (nibabel, MONAI) do not all name the file
+            raise VolumeFileError(f"cannot read '{path}': {type(exc).__name__}: {exc}") from exc
+        bad = ~torch.isfinite(img.as_tensor())
+        if bad.any():
+            raise VolumeFileError(f"'{path}' contains {int(bad.sum())} NaN/inf voxels")
+        return self._normalizer(img) if normalize else img
 
     def _load_checkpoint(self) -> None:
         if self.checkpoint is None:
@@ -144,18 +191,20 @@ class HyperbolicSegmentation:
         figure_volume: dict[str, Any] = {}
         with torch.no_grad():
             for rec in self.records:
-                volume, meta = load_volume(rec["image"], self.normalize)
+                image = self.load(rec["image"])
+                volume = image.as_tensor().numpy()
                 entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
                 emb = self.embed(volume)
                 level_maps: dict[str, np.ndarray] = {}
                 if self.write_embeddings:
-                    _save_embedding(emb, meta, self.output_dir / "embeddings" / f"{entry['name']}_embedding.nii.gz")
+                    path = self.output_dir / "embeddings" / f"{entry['name']}_embedding.nii.gz"
+                    _save_like(emb.float().cpu(), image, path, np.float32, squeeze=False)
                 for name, (label_key, n_clusters, label_ids) in self.levels.items():
                     clusters = self.segment(volume, int(n_clusters), emb)
                     seg_out = clusters
                     if label_key is not None and label_key in rec:
-                        label, _ = load_volume(rec[label_key], "none")
-                        label = np.rint(label[0]).astype(np.int64)
+                        label = np.rint(self.load(rec[label_key], normalize=False).as_tensor().numpy()[0])
+                        label = label.astype(np.int64)
                         if name in self.label_transforms:
                             label = self.label_transforms[name](label)
                         if self.mask != "none":
@@ -176,11 +225,12 @@ class HyperbolicSegmentation:
                         )(clusters)
                     level_maps[name] = seg_out
                     if self.write_segmentations:
-                        ext = ".mrc" if meta.get("format") == "mrc" else ".nii.gz"
-                        save_segmentation(
-                            np.where(seg_out < 0, 0, seg_out),
-                            meta,
-                            self.output_dir / "segmentations" / f"{entry['name']}_{name}{ext}",
+                        mrc = is_mrc(image.meta.get("filename_or_obj", ""))
+                        _save_like(
+                            torch.as_tensor(np.where(seg_out < 0, 0, seg_out))[None],
+                            image,
+                            self.output_dir / "segmentations" / f"{entry['name']}_{name}{'.mrc' if mrc else '.nii.gz'}",
+                            np.int16 if mrc else np.uint8,
                         )
                 per_volume.append(entry)
                 if self.figures:
@@ -192,14 +242,7 @@ class HyperbolicSegmentation:
                 continue
             per = np.stack(label_scores[name])
             ids = label_ids_seen[name] if per.shape[1] == len(label_ids_seen[name]) else list(range(per.shape[1]))
-            levels[name] = {
-                "mean": float(np.mean(v)),
-                "std": float(np.std(v)),
-                "n": len(v),
-                "per_label": {
-                    str(i): {"mean": float(per[:, j].mean()), "std": float(per[:, j].std())} for j, i in enumerate(ids)
-                },
-            }
+            levels[name] = {**mean_std(v), "per_label": {str(i): mean_std(per[:, j]) for j, i in enumerate(ids)}}
         metrics = {
             "method": self.method,
             "dataset": self.dataset,
@@ -290,39 +333,39 @@ class HyperbolicSegmentation:
         return figures
 
 
-def _save_embedding(emb: torch.Tensor, meta: Mapping[str, Any], path: Path) -> None:
-    import nibabel as nib
+def _save_like(data: torch.Tensor, reference: MetaTensor, path: Path, dtype: Any, squeeze: bool = True) -> Path:
+    """Write channel-first ``data`` with ``reference``'s affine, atomically (``SaveImage``, no resampling).
 
-    if meta.get("format") == "mrc":
-        affine = np.diag([*map(float, meta.get("voxel_size") or (1.0, 1.0, 1.0)), 1.0])
-    else:
-        affine = meta.get("affine", np.eye(4))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    nib.save(nib.Nifti1Image(emb.movedim(0, -1).cpu().numpy().astype(np.float32), affine), str(tmp))
-    os.replace(tmp, path)
+    MRC for a ``.mrc`` path (:class:`MRCWriter`), else NIfTI; ``squeeze=False`` keeps a channel axis
+    of size 1 (an embedding is always a 4-D NIfTI (X, Y, Z, d)).
+    """
+    ext = ".mrc" if is_mrc(path) else ".nii.gz"
+    if not path.name.endswith(ext):
+        raise ValueError(f"'{path}': segmentations and embeddings are written as .nii.gz or .mrc")
+    image = MetaTensor(data, affine=reference.affine, meta={k: v for k, v in reference.meta.items() if k != "affine"})
+    saver = SaveImage(
+        output_ext=ext,
+        output_dtype=dtype,
+        resample=False,
+        separate_folder=False,
+        print_log=False,
+        squeeze_end_dims=squeeze,
+        writer=MRCWriter if ext == ".mrc" else NibabelWriter,
+    )
+    with atomic_path(path) as tmp:
+        saver(image, filename=str(tmp)[: -len(ext)])
+    return path
 
 
 def write_comparison_table(outputs_root: str | os.PathLike) -> Path | None:
     """Gather ``<outputs_root>/*/eval/metrics.json`` into ``<outputs_root>/comparison.md`` (levels × configurations)."""
-    import json
-
     root = Path(outputs_root)
-    found = {}
-    for f in sorted(root.glob("*/eval/metrics.json")):
-        try:
-            found[f.parent.parent.name] = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
+    found = collect_metrics(root)
     if not found:
         return None
     levels = sorted({lv for m in found.values() for lv in m.get("levels", {})})
     rows = [
-        [lv]
-        + [
-            f"{m['levels'][lv]['mean']:.3f} ± {m['levels'][lv]['std']:.3f}" if lv in m.get("levels", {}) else "–"
-            for m in found.values()
-        ]
+        [lv] + [format_mean_std(m["levels"][lv]) if lv in m.get("levels", {}) else "–" for m in found.values()]
         for lv in levels
     ]
     return atomic_write_text(root / "comparison.md", markdown_table(["level"] + list(found), rows))

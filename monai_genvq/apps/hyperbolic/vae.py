@@ -77,6 +77,10 @@ class HyperbolicVAEOutput:
 class HyperbolicVAE(nn.Module):
     """Poincaré-ball VAE for 3-D patches (Hsu et al. 2021; distributions of Mathieu et al. 2019).
 
+    The defaults are the hierarchical-toy bundle's network (``bundles/hyperbolic_toy_seg/configs/train.json``,
+    also the BraTS and cryo-ET bundles'; ``tests/test_hyperbolic_math.py`` checks they agree). The seed
+    slides give no layer widths; these are the widths the bundles' numbers were measured with.
+
     Args:
         spatial_dims: must be 3 (kept for MONAI's network signature convention).
         in_channels: image channels.
@@ -86,8 +90,8 @@ class HyperbolicVAE(nn.Module):
         distribution: "wrapped" (wrapped normal, diagonal σ) or "riemannian" (Riemannian normal, isotropic σ).
         decoder_head: "gyroconv" (gyroplane 3-D convolution over the latent tiled on a 3³ grid),
             "gyroplane" (gyroplane layer) or "linear" (Euclidean linear layer on logmap0(z): the ablation).
-        channels: encoder channels per conv layer (reused in reverse by the decoder).
-        gyro_channels: output channels of the decoder's first (gyroplane) layer.
+        channels: encoder channels per conv layer (reused in reverse by the decoder); (8, 16, 16, 32).
+        gyro_channels: output channels of the decoder's first (gyroplane) layer; 8.
         prior_scale: σ of the prior (same family as the posterior, centred at the origin).
         max_radius: geodesic radius (from the origin) that posterior means stay strictly inside:
             ``μ = expmap0(bound_tangent0(W h, max_radius))``, a smooth tanh squash of the tangent
@@ -120,8 +124,8 @@ class HyperbolicVAE(nn.Module):
         curvature: float = 1.0,
         distribution: str = "wrapped",
         decoder_head: str = "gyroconv",
-        channels: Sequence[int] = (16, 32, 32, 64),
-        gyro_channels: int = 32,
+        channels: Sequence[int] = (8, 16, 16, 32),
+        gyro_channels: int = 8,
         prior_scale: float = 1.0,
         max_radius: float | None = 3.0,
     ) -> None:

@@ -54,6 +54,8 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
+from monai_genvq.utils.tables import mean_std
+
 __all__ = [
     "BUANMetric",
     "buan_dipy",
@@ -713,12 +715,6 @@ def summarize_buan(scores: Any, names: Sequence[str]) -> dict[str, dict[str, flo
     if "all" in names:
         raise ValueError("'all' is reserved for the summary over every bundle; rename that bundle.")
 
-    def stats(v: np.ndarray) -> dict[str, Any]:
-        return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
-
-    summary = {name: stats(values[[n == name for n in names]]) for name in sorted(set(names))}
-    if len(values):
-        summary["all"] = stats(values)
-    else:
-        summary["all"] = {"mean": float("nan"), "std": float("nan"), "n": 0}
+    summary = {name: mean_std(values[[n == name for n in names]]) for name in sorted(set(names))}
+    summary["all"] = mean_std(values)
     return summary

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from nibabel.streamlines.tck import TckFile
 from nibabel.streamlines.trk import TrkFile
 
 from monai_genvq.apps.streamlines.transforms import bundle_tensor_to_streamlines
+from monai_genvq.utils.fileio import atomic_path
 
 __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
@@ -317,15 +317,8 @@ def save_streamlines(path: str | os.PathLike, streamlines: Any, *, reference: An
     tractogram = Tractogram(arrays, affine_to_rasmm=np.eye(4))
     tractogram_file = TrkFile(tractogram, header=header) if ext == ".trk" else TckFile(tractogram)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
-    os.close(fd)
-    try:
-        tractogram_file.save(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tractogram_file.save(str(tmp))
     return path
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from monai.utils import CommonKeys as Keys
 from torch import nn
@@ -13,7 +12,7 @@ from monai_genvq.apps.streamlines.figures import save_streamline_render
 from monai_genvq.apps.streamlines.transforms import StreamlineNormalizer
 from monai_genvq.networks.bottlenecks import codebook_statistics
 from monai_genvq.utils.fileio import atomic_write_text, write_json
-from monai_genvq.utils.tables import format_mean_std, markdown_table
+from monai_genvq.utils.tables import format_mean_std, markdown_table, mean_std
 from monai_genvq.visualize.projections import PROJECTION_NAMES, save_latent_projection
 
 if TYPE_CHECKING:
@@ -63,8 +62,7 @@ def latent_perturbation_buan(
     network.train(was_training)
     out = []
     for eps, chunks in scores.items():
-        s = torch.cat(chunks).double()
-        out.append({"epsilon": eps, "mean": float(s.mean()), "std": float(s.std(unbiased=False))})
+        out.append({"epsilon": eps, **mean_std(torch.cat(chunks))})
     return out
 
 
@@ -204,8 +202,8 @@ class StreamlineEvaluationReport:
                 "clust_thr": [0],
                 **summarize_buan(buan_mm, names),
             },
-            "mse_normalised": _mean_std(mse),
-            "point_error_mm": _mean_std(point_error_mm),
+            "mse_normalised": mean_std(mse),
+            "point_error_mm": mean_std(point_error_mm),
         }
         codebook = self._codebook_stats(inputs)
         if codebook is not None:
@@ -267,10 +265,6 @@ class StreamlineEvaluationReport:
                 )
                 figures.append(f"latent_{method}.png")
         return figures
-
-
-def _mean_std(values: np.ndarray) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": int(len(values))}
 
 
 def streamline_report_markdown(results: dict) -> str:

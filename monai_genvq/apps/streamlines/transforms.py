@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, Transform
 from monai.utils import TraceKeys
+
+from monai_genvq.utils.fileio import write_json
 
 __all__ = [
     "resample_streamlines",
@@ -248,18 +249,7 @@ class StreamlineNormalizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bounds to a JSON file atomically (temporary file + rename); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2)  # json writes floats with repr: exact round trip
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json(path, self.to_dict())  # json writes floats with repr: exact round trip
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> StreamlineNormalizer:

@@ -71,7 +71,7 @@ class QuantizerOutput(BottleneckOutput):
 def codebook_perplexity(
     num_embeddings: int, indices: torch.Tensor | None = None, probs: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """exp(entropy) of the mean code-assignment distribution (METRICS.md "Perplexity").
+    """exp(entropy) of the mean code-assignment distribution (docs/METRICS.md "Perplexity").
 
     Soft assignments (``probs``, (..., K)) are averaged directly; hard ones (``indices``) are counted.
 
@@ -91,7 +91,7 @@ def codebook_perplexity(
 
 
 def codebook_use(num_embeddings: int, indices: torch.Tensor) -> torch.Tensor:
-    """Fraction of the ``num_embeddings`` codes that occur at least once in ``indices`` (METRICS.md).
+    """Fraction of the ``num_embeddings`` codes that occur at least once in ``indices`` (docs/METRICS.md).
 
     Example:
         >>> codebook_use(4, torch.tensor([0, 0, 3]))

@@ -42,7 +42,7 @@ def sample_gumbel(shape: tuple[int, ...], device: torch.device | str = "cpu") ->
     """Standard Gumbel samples of ``shape`` (float32) from the global torch RNG, by table lookup.
 
     Example:
-        >>> torch.manual_seed(0); g = sample_gumbel((100000,))
+        >>> _ = torch.manual_seed(0); g = sample_gumbel((100000,))
         >>> round(float(g.mean()), 2)  # Euler–Mascheroni constant 0.577
         0.58
     """

@@ -73,6 +73,10 @@ class ResNetAutoencoder(nn.Module):
     decoder mirrors it with transposed convolutions. With the defaults a (B, 3, 64, 64) streamline
     bundle tensor maps to a 64×16×16 latent, the VQ-Diff paper's configuration.
 
+    Python defaults are the streamline network of the VQ-Diff paper (xyz input, identity bottleneck).
+    The bundles set what differs per task: ``streamlines_vqdiff`` passes a bottleneck and
+    ``standardize_input=True``; ``vq_quantizers`` passes ``in_channels=1`` (image slices) and a quantizer.
+
     Args:
         spatial_dims: number of spatial dimensions (1, 2 or 3).
         in_channels: input channels (3 for xyz streamline bundles).

@@ -161,8 +161,11 @@ class SoftIntroResNetVAE(FlatLatentVAE):
 
     Encoder: 5×5 conv to ``channels[0]`` + BN + LeakyReLU + 2× average pooling, then per further
     channel count a residual block and 2× pooling, a last residual block and a linear map to
-    (μ, log σ²). Decoder mirrors it with nearest upsampling. Paper width for 128×128:
-    ``channels=(64, 128, 256, 512, 512)``, ``latent_dim=256``; pass smaller values for CPU runs.
+    (μ, log σ²). Decoder mirrors it with nearest upsampling.
+
+    The Python defaults are the paper's network for 128 × 128 images (``channels=(64, 128, 256, 512,
+    512)``, ``latent_dim=256``). The ``cardiac_attri_sivae`` bundle departs from them for CPU runs:
+    ``image_size=64``, ``channels=(16, 32, 64, 128)``, ``latent_dim=64`` (its ``train.json``).
 
     Args:
         spatial_dims: 2 or 3.
