@@ -235,13 +235,14 @@ def test_every_bundle_trains_with_bundle_train_task_overrides_and_resumes(tiny_d
         assert first["n_train"] > 0 and n_iter >= 1, where
         assert first["iteration"] == n_iter, (where, first)  # 1 epoch; the resume checkpoint at its end
         assert resumed["iteration"] == 2 * n_iter, (where, resumed)  # continued, not restarted (that would save n_iter)
-        assert [f for f in resumed["files"] if f.startswith("resume_checkpoint_")] == [
-            f"resume_checkpoint_{2 * n_iter}.pt"
-        ]
-        state = torch.load(resumed["latest"], map_location="cpu", weights_only=False)
+        assert sorted(f for f in resumed["files"] if f.startswith("resume_checkpoint_")) == sorted(
+            [f"resume_checkpoint_{n_iter}.pt", f"resume_checkpoint_{2 * n_iter}.pt"]  # the last two are kept
+        )
+        state = torch.load(resumed["latest"], map_location="cpu", weights_only=True)  # as the resume loads it
         assert {"model", "trainer"} <= set(state)
-        for name in resumed["files"]:  # every checkpoint written (atomically) loads
-            torch.load(Path(resumed["ckpt_dir"]) / name, map_location="cpu", weights_only=False)
+        for name in resumed["files"]:  # every checkpoint written (atomically) loads, weights only
+            if name.endswith(".pt"):
+                torch.load(Path(resumed["ckpt_dir"]) / name, map_location="cpu", weights_only=True)
 
 
 # ----------------------------------------------------------------------------- multi-process (torchrun, gloo)
@@ -346,9 +347,9 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
     assert proc.returncode == -signal.SIGKILL
     killed_at = int(latest_checkpoint(ckpt_dir).stem.rsplit("_", 1)[1])
     assert 6 <= killed_at < 30 and "model_final.pt" not in os.listdir(ckpt_dir)
-    for f in os.listdir(ckpt_dir):  # a kill never leaves a corrupt or temporary file behind... loadable ones only
-        if f.endswith(".pt"):
-            torch.load(ckpt_dir / f, map_location="cpu", weights_only=False)
+    for f in os.listdir(ckpt_dir):  # a kill never leaves a corrupt checkpoint (a hidden temporary file at most)
+        if f.endswith(".pt") and not f.startswith("."):
+            torch.load(ckpt_dir / f, map_location="cpu", weights_only=True)
 
     mlflow = pytest.importorskip("mlflow")
     uri = "sqlite:///" + str(
@@ -359,11 +360,11 @@ def test_sigkill_mid_run_then_resume_reaches_the_same_final_iteration_tracked_by
     out = run_bundle("training", configs, tmp_path, *args, "--resume", "true", *tracking)
     assert f"resumed from {ckpt_dir / f'resume_checkpoint_{killed_at}.pt'} at iteration {killed_at}" in out
     final = latest_checkpoint(ckpt_dir)
-    state = torch.load(final, map_location="cpu", weights_only=False)
+    state = torch.load(final, map_location="cpu", weights_only=True)
     assert final.name == "resume_checkpoint_30.pt" and state["trainer"]["iteration"] == 30  # max_epochs * iterations
     assert state["lr_scheduler"]["last_epoch"] == 30  # the scheduler resumed too (stepped once per iteration)
     assert "optimizer" in state and state["optimizer"]["state"]
-    final_weights = torch.load(ckpt_dir / "model_final.pt", map_location="cpu", weights_only=False)["model"]
+    final_weights = torch.load(ckpt_dir / "model_final.pt", map_location="cpu", weights_only=True)["model"]
     for k, v in state["model"].items():
         torch.testing.assert_close(final_weights[k], v)
 
@@ -500,7 +501,7 @@ def test_resume_handler_unit_behaviour(tmp_path):
     engine, _, handler = make(resume=True, max_epochs=1)  # resume requested, nothing saved yet: fresh start
     engine.run(data, max_epochs=1)
     assert handler.loaded_from is None and engine.state.iteration == 4
-    assert sorted(os.listdir(tmp_path)) == ["resume_checkpoint_4.pt"]  # interval save at 3 replaced by the final one
+    assert sorted(os.listdir(tmp_path)) == ["resume_checkpoint_3.pt", "resume_checkpoint_4.pt"]  # the last two saves
 
     engine, net, handler = make(resume=True, max_epochs=2)
     engine.run(data, max_epochs=2)
@@ -550,4 +551,4 @@ def test_distributed_helpers_single_process_and_atomic_saver(tmp_path):
     engine.run([0, 1], max_epochs=1)
     saved = torch.load(tmp_path / "model_final.pt", weights_only=True)  # one object: its state dict itself
     torch.testing.assert_close(saved["weight"], net.weight.detach())
-    assert not [f for f in os.listdir(tmp_path) if f.startswith("tmp")], "no temporary file left behind"
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(("tmp", "."))], "no temporary file left behind"

@@ -3,14 +3,20 @@
 Every bundle's training config attaches one :class:`ResumeFromLatest` to its trainer. It writes
 ``<ckpt_dir>/resume_checkpoint_<iteration>.pt`` (networks, optimisers, schedulers and the trainer's
 own state: iteration, epoch, epoch length) every ``save_interval`` iterations and when training
-completes, through Ignite's :class:`~ignite.handlers.DiskSaver` with ``atomic=True`` (temporary
-file + ``os.replace``: a process killed while saving leaves the previous checkpoint intact). With
-``resume=True`` it loads the newest such file when training starts, so the run continues at the
-saved iteration and ends at the same final iteration as an uninterrupted run.
+completes, and keeps the last ``n_saved`` (2) of them. With ``resume=True`` it loads the newest such
+file when training starts (``torch.load(weights_only=True)``: a planted file whose unpickling would
+run code is refused), so the run continues at the saved iteration and ends at the same final
+iteration as an uninterrupted run.
 
 :class:`AtomicCheckpointSaver` is MONAI's :class:`~monai.handlers.CheckpointSaver` writing its
-files (``model.pt``, ``model_final.pt``, interval checkpoints) atomically too; MONAI's own saver
-writes in place, so a kill during ``torch.save`` would leave a truncated ``model.pt``.
+files (``model.pt``, ``model_final.pt``, interval checkpoints) the same way.
+
+There is never a moment without a valid checkpoint on disk: Ignite's ``Checkpoint`` asks its saver
+to delete the outdated file *before* it writes the new one (and MONAI's fixed-name ``model.pt`` is
+deleted, then rewritten). Both handlers therefore save through :class:`_WriteFirstDiskSaver`, which
+defers those deletions until the new file is complete: it is written to a temporary sibling
+(:func:`~monai_genvq.utils.fileio.atomic_path`, created with the process umask) and moved over the
+target with ``os.replace``; only then are the outdated files removed.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 
 from monai_genvq.engines.distributed import is_rank_zero
+from monai_genvq.utils.fileio import atomic_path
 
 __all__ = ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]
 
@@ -36,6 +44,42 @@ logger = logging.getLogger(__name__)
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read or does not hold the expected objects."""
+
+
+class _WriteFirstDiskSaver(DiskSaver):
+    """Ignite ``DiskSaver`` that writes the new file atomically *before* deleting the outdated ones.
+
+    ``remove`` (called by ``Checkpoint`` before it saves) only records the file; the next ``__call__``
+    writes the new checkpoint to a temporary sibling (created by ``torch.save`` itself, so it gets the
+    process umask, unlike Ignite's ``tempfile``-based 0600 files), moves it over the target with
+    ``os.replace``, and then deletes the recorded files (except the one just written, when the name
+    is fixed). If the write fails, the recorded files are kept: the previous checkpoints stay valid.
+
+    Args:
+        dirname: folder of the checkpoints.
+        filename: fixed file name for every save (MONAI's ``model.pt`` / ``model_final.pt``), or None
+            to use the name Ignite chooses.
+        save_on_rank: the rank that writes.
+    """
+
+    def __init__(self, dirname: str | os.PathLike, filename: str | None = None, save_on_rank: int = 0) -> None:
+        super().__init__(dirname, atomic=True, create_dir=True, require_empty=False, save_on_rank=save_on_rank)
+        self.filename = filename
+        self._pending_removal: list[str] = []
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        filename = self.filename or filename
+        pending, self._pending_removal = self._pending_removal, []
+        if idist.get_rank() != self.save_on_rank:
+            return
+        with atomic_path(self.dirname / filename) as tmp:
+            torch.save(checkpoint, tmp, **self.kwargs)
+        for old in dict.fromkeys(pending):
+            if old != filename:
+                (self.dirname / old).unlink(missing_ok=True)
+
+    def remove(self, filename: str) -> None:
+        self._pending_removal.append(self.filename or filename)
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "resume") -> Path | None:
@@ -71,7 +115,7 @@ class ResumeFromLatest:
             LR schedulers); DDP-wrapped networks are saved unwrapped.
         resume: whether to load the newest checkpoint when training starts.
         save_interval: save every this many iterations (0: only when training completes).
-        n_saved: how many checkpoints to keep.
+        n_saved: how many checkpoints to keep (the newest is written before the oldest is removed).
         file_prefix: file names are ``<file_prefix>_checkpoint_<iteration>.pt``.
         strict: strict ``load_state_dict``.
 
@@ -88,7 +132,7 @@ class ResumeFromLatest:
         save_dict: Mapping[str, Any],
         resume: bool = False,
         save_interval: int = 0,
-        n_saved: int = 1,
+        n_saved: int = 2,
         file_prefix: str = "resume",
         strict: bool = True,
     ) -> None:
@@ -109,7 +153,7 @@ class ResumeFromLatest:
         """Register saving (``ITERATION_COMPLETED(every=save_interval)`` and ``COMPLETED``) and loading (``STARTED``)."""
         objects = {**self.save_dict, "trainer": engine}
         self._objects = objects
-        saver = DiskSaver(self.ckpt_dir, require_empty=False, atomic=True, create_dir=True)
+        saver = _WriteFirstDiskSaver(self.ckpt_dir)
         self._checkpoint = Checkpoint(
             objects,
             saver,
@@ -140,12 +184,19 @@ class ResumeFromLatest:
         return int(match.group(1)) if match else -1
 
     def _remove_stale(self, iteration: int) -> None:
-        """Delete this prefix's older checkpoints beyond ``n_saved`` (those of an interrupted earlier run too)."""
-
+        """Delete this prefix's older checkpoints beyond ``n_saved`` (those of an interrupted earlier run too),
+        and the temporary files of saves that were killed midway (``.<name>.<pid>.<token>.tmp.pt``)."""
         if not is_rank_zero():
             return
+        names = os.listdir(self.ckpt_dir)
+        partial = re.compile(rf"^\.{re.escape(self.file_prefix)}_checkpoint_\d+\.pt\.\d+\.[0-9a-f]+\.tmp\.pt$")
+        for name in filter(partial.match, names):  # this process is not writing now: leftovers of a killed run
+            try:
+                os.remove(os.path.join(self.ckpt_dir, name))
+            except FileNotFoundError:
+                pass
         pattern = re.compile(rf"^{re.escape(self.file_prefix)}_checkpoint_(\d+)\.pt$")
-        steps = sorted((int(m.group(1)), name) for name in os.listdir(self.ckpt_dir) if (m := pattern.match(name)))
+        steps = sorted((int(m.group(1)), name) for name in names if (m := pattern.match(name)))
         for step, name in steps[: max(0, len(steps) - self.n_saved)]:
             if step < iteration:
                 try:
@@ -158,14 +209,17 @@ class ResumeFromLatest:
             return
         path = latest_checkpoint(self.ckpt_dir, self.file_prefix)
         if path is None:
-            logger.info(
-                f"resume requested but {self.ckpt_dir} holds no {self.file_prefix}_checkpoint_*.pt: starting fresh"
+            logger.warning(
+                f"--resume requested but {os.path.abspath(self.ckpt_dir)} holds no "
+                f"{self.file_prefix}_checkpoint_*.pt: training starts from scratch"
             )
             return
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # truncated / not a torch file
-            raise CorruptCheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        try:  # weights_only: tensors and plain containers only, never code run by unpickling
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated / not a torch file / holds objects other than weights
+            raise CorruptCheckpointError(
+                f"cannot read checkpoint {path} (loaded with weights_only=True): {type(e).__name__}: {e}"
+            ) from e
         missing = [k for k in self._objects if not isinstance(checkpoint, Mapping) or k not in checkpoint]
         if missing:
             raise CorruptCheckpointError(
@@ -185,7 +239,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
     """:class:`monai.handlers.CheckpointSaver` whose files are written atomically (temporary file + ``os.replace``).
 
     Same arguments as MONAI's saver. A process killed while saving leaves the previous file (or
-    none), never a truncated one.
+    none), never a truncated one; an outdated file (the previous best ``model.pt``, an interval
+    checkpoint beyond ``n_saved``) is removed only after its replacement is complete.
 
     Example:
         >>> saver = AtomicCheckpointSaver("/tmp/ckpts", {"model": torch.nn.Linear(2, 1)}, save_final=True)
@@ -195,4 +250,7 @@ class AtomicCheckpointSaver(CheckpointSaver):
         super().__init__(*args, **kwargs)
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None and isinstance(checkpoint.save_handler, DiskSaver):
-                checkpoint.save_handler._atomic = True
+                old = checkpoint.save_handler
+                checkpoint.save_handler = _WriteFirstDiskSaver(
+                    old.dirname, filename=getattr(old, "filename", None), save_on_rank=old.save_on_rank
+                )
