@@ -98,3 +98,11 @@ def test_cli_mnms_training_and_cross_domain_evaluation(cache_dir, tmp_path):
     metrics = json.loads((tmp_path / "outputs" / "mnms" / "attri_vae" / "eval_acdc" / "metrics.json").read_text())
     assert metrics["dataset"] == "acdc:test (trained on mnms)" and metrics["n_images"] == 3
     assert list(metrics["ssim_per_domain"]) == ["ACDC"] and metrics["regularized_dims"] == [0, 1, 2]
+
+
+def test_demo_finds_the_bundle_it_drives():
+    """``python -m monai_genvq.apps.cardiac.demo`` reads the bundle's configs from the repository."""
+    from monai_genvq.apps.cardiac import demo
+
+    assert demo.BUNDLE.resolve() == BUNDLE.resolve()
+    assert (demo.BUNDLE / "configs" / "train.json").is_file()

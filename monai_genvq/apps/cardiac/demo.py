@@ -27,7 +27,7 @@ VARIANTS = {
     "soft_intro_vae": "soft_intro_vae.json",
     "attri_sivae": None,
 }
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "cardiac_attri_sivae"
+BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "cardiac_attri_sivae"
 
 
 def _run(run_id: str, configs: list[Path], bundle_root: Path, overrides: list[str]) -> float:
