@@ -46,7 +46,7 @@ def test_cli_two_stages_and_evaluation(tmp_path, cache_dir):
     stage1 = [CONFIGS / "train.json"]
     stage2 = stage1 + [CONFIGS / "train_image.json"]
     # 300 prior, 100 image-model (50 of them pre-training) and 50 UNet iterations: enough for each model to beat
-    # the references below (with 2 of each none does); a few seconds more than 2 of each on 2 cores
+    # the references below (with 2 of each none does); about 11 s more than 2 of each on 2 cores
     run_bundle("training", stage1, tmp_path, *common, "--max_epochs", "1", "--epoch_length", "300")
     prior_ckpt = tmp_path / "outputs" / "default" / "prior" / "models" / "model.pt"
     assert prior_ckpt.is_file()

@@ -175,19 +175,23 @@ def test_short_training_loss_drops_and_beats_untrained_model(cache_dir, tmp_path
 
 
 def _one_cluster_dice(configs, bundle_root, *overrides):
-    """Per level, the Dice (Hungarian-matched, mean over volumes) of one cluster everywhere on the records and levels
-    that the evaluation of ``configs`` scores (no mask): what an embedding that carries nothing gets."""
+    """Per level, the Dice that the evaluation of ``configs`` gives one cluster everywhere: its records, label
+    conversions and mask, Hungarian matching, mean over volumes. What an embedding that carries nothing scores."""
     from conftest import parse_bundle
 
     from monai_genvq.metrics.cluster_dice import hungarian_dice
 
-    parser = parse_bundle(configs, bundle_root, *overrides)
-    records, levels = parser.get_parsed_content("eval_records"), parser.get_parsed_content("levels")
-    scores = {}
-    for name, (label_key, _, label_ids) in levels.items():
-        labels = [np.rint(np.asarray(nib.load(r[label_key]).dataobj)).astype(np.int64) for r in records]
-        scores[name] = float(np.mean([hungarian_dice(np.zeros_like(t), t, label_ids)[0] for t in labels]))
-    return scores
+    evaluation = parse_bundle(configs, bundle_root, *overrides).get_parsed_content("evaluation")
+    scores = {name: [] for name in evaluation.levels}
+    for record in evaluation.records:
+        image = evaluation.load(record["image"]).as_tensor().numpy()
+        keep = np.ones(image.shape[1:], bool) if evaluation.mask == "none" else (image != 0).any(0)
+        for name, (label_key, _, label_ids) in evaluation.levels.items():
+            label = np.rint(evaluation.load(record[label_key], normalize=False).as_tensor().numpy()[0]).astype(int)
+            if name in evaluation.label_transforms:
+                label = evaluation.label_transforms[name](label)
+            scores[name].append(hungarian_dice(np.zeros(int(keep.sum()), int), label[keep], label_ids)[0])
+    return {name: float(np.mean(v)) for name, v in scores.items()}
 
 
 @pytest.mark.slow
@@ -210,7 +214,8 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     assert all(0 <= v["mean"] <= 1 for v in metrics["levels"].values())
     # one cluster everywhere on the same test volume (the toy evaluation is too slow to run twice for an untrained
     # network). Measured (seed 0, 2 threads), levels 1/2/3: trained 0.974/0.395/0.152, one cluster 0.475/0.238/0.119,
-    # an untrained network 0.599/0.288/0.122, SHORT's training 0.470/0.319/0.125.
+    # SHORT's training 0.470/0.319/0.125. Untrained networks: 0.599/0.288/0.122 and 0.921/0.355/0.160 (two seeds):
+    # the toy's levels follow intensity, so this rules out embeddings that carry nothing, not every untrained one.
     ref = _one_cluster_dice(
         configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(tiny_toy)
     )
@@ -271,20 +276,19 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
 def test_brats_bundle_cli_on_2023_layout(tmp_path):
     data = generate_synthetic_brats(tmp_path / "brats", n_cases=2, shape=(32, 32, 24), layout="2023", seed=1)
     configs = [BUNDLES["hyperbolic_brats_seg"] / "train.json"]
-    from conftest import evaluate_untrained_copy
-
     common = ("--dataset_dir", str(data), "--n_test", "1", "--label_map", "2023")
-    # 10 epochs of 16 triplets (not SHORT's 1 of 4): enough to beat an untrained network
-    run_bundle("training", configs, tmp_path, *common, "--max_epochs", "10", "--triplets_per_volume", "16")
+    run_bundle("training", configs, tmp_path, *common, *SHORT)
     evaluation = configs + [BUNDLES["hyperbolic_brats_seg"] / "evaluate.json"]
     run_bundle("evaluating", evaluation, tmp_path, *common)
     metrics = json.loads((tmp_path / "outputs" / "hyperbolic" / "eval" / "metrics.json").read_text())
     wt = metrics["levels"]["whole_tumour"]
     assert 0 <= wt["per_label"]["1"]["mean"] <= 1
-    # a freshly initialised network through the same evaluation. Measured (seed 0, 2 threads): whole-tumour Dice
-    # 0.744 trained, 0.593 untrained, 0.644 after SHORT; one cluster everywhere: 0.461.
-    untrained = evaluate_untrained_copy(evaluation, tmp_path, *common)["levels"]["whole_tumour"]
-    assert wt["mean"] > untrained["mean"] + 0.05, (wt, untrained)
+    # one cluster everywhere in the brain mask of the same test case (tumour Dice 0: it is matched to the
+    # background). Measured (seed 0, 2 threads): whole tumour 0.644 (tumour 0.530), one cluster 0.461. Untrained
+    # networks score 0.53-0.67 (8 seeds): on this phantom the tumour is bright, so this only rules out embeddings
+    # that carry nothing, which longer training does not change (0.60-0.79 for 5-40 epochs).
+    ref = _one_cluster_dice(evaluation, tmp_path, *common)["whole_tumour"]
+    assert wt["mean"] > ref + 0.1 and wt["per_label"]["1"]["mean"] > 0.25, (wt, ref)
     # the wrong label convention (2021 has no label 3) is refused with a clear message
     with pytest.raises(AssertionError, match="not in the label convention"):
         run_bundle(
@@ -303,11 +307,10 @@ def test_brats_bundle_cli_on_2023_layout(tmp_path):
 @pytest.mark.slow
 def test_cryoet_bundle_cli_writes_mrc(tmp_path):
     import mrcfile
+    from conftest import evaluate_untrained_copy
 
     data = generate_synthetic_cryoet(tmp_path / "tomo", n_tomograms=2, shape=(24, 32, 32))
     configs = [BUNDLES["hyperbolic_cryoet_seg"] / "train.json"]
-    from conftest import evaluate_untrained_copy
-
     # 10 epochs of 16 triplets (not SHORT's 1 of 4): enough to beat an untrained network
     run_bundle(
         "training", configs, tmp_path, "--dataset_dir", str(data), "--max_epochs", "10", "--triplets_per_volume", "16"
