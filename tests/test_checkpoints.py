@@ -220,3 +220,217 @@ def test_resume_without_checkpoint_warns_naming_the_folder(tmp_path, caplog):
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "no_checkpoints_here" in r.getMessage()]
     assert warnings, [(r.levelname, r.getMessage()) for r in caplog.records]
     assert "from scratch" in warnings[0].getMessage()
+
+
+# --------------------------------------------------------------------------------------------- exact resume
+class _Interrupted(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+def _random_run(ckpt_dir, resume=False, save_interval=1, max_epochs=3, stop_before=None):
+    """A run drawing on every source of randomness a bundle has: a shuffled MONAI DataLoader, a random
+    transform (its own ``RandomState``), torch/numpy/python global RNGs in the step, and a validation at
+    every epoch end that consumes the global torch RNG. Returns the loss of every iteration and the weights."""
+    import random
+
+    import numpy as np
+    from monai.data import DataLoader, Dataset
+    from monai.transforms import RandGaussianNoise
+    from monai.utils import set_determinism
+
+    set_determinism(seed=0)
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)  # stepped per epoch
+    data = Dataset([torch.full((4,), float(i)) for i in range(5)], transform=RandGaussianNoise(prob=1.0, std=0.5))
+    loader = DataLoader(data, batch_size=2, shuffle=True, num_workers=0)  # epochs of 3 batches (2, 2, 1)
+    losses = {}
+
+    def step(engine, batch):
+        opt.zero_grad()
+        noise = torch.randn(1) + float(np.random.rand()) + random.random()
+        loss = ((net(batch) - noise) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses[engine.state.iteration] = loss.item()
+        return loss.item()
+
+    engine = Engine(step)
+    ResumeFromLatest(
+        ckpt_dir, {"model": net, "optimizer": opt, "scheduler": sched}, resume=resume, save_interval=save_interval
+    ).attach(engine)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: torch.rand(7))  # a validation drawing random numbers
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: sched.step())
+    if stop_before is not None:
+
+        @engine.on(Events.ITERATION_STARTED)
+        def _kill(e):
+            if e.state.iteration == stop_before:
+                raise _Interrupted
+
+    try:
+        engine.run(loader, max_epochs=max_epochs)
+    except _Interrupted:
+        pass
+    return losses, torch.cat([p.detach().flatten() for p in net.parameters()]), opt.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize(
+    "save_interval,killed_before,resumes_at",
+    [(1, 2, 1), (1, 3, 2), (1, 4, 3), (1, 5, 4), (1, 7, 6), (2, 6, 4), (2, 8, 6)],
+    ids=["first-batch", "mid-epoch", "epoch-end", "second-epoch", "epoch-end-2", "interval-2", "interval-2-end"],
+)
+def test_resumed_run_matches_the_uninterrupted_run_exactly(tmp_path, save_interval, killed_before, resumes_at):
+    """Killed after the checkpoint of iteration ``resumes_at``, resumed with fresh objects: the same losses from
+    there on and the same final weights and LR as one uninterrupted run, bit for bit (one thread, CPU). Epoch ends
+    (iterations 3, 6) also check that the validation's random draws and the LR step at the epoch end are neither
+    repeated nor skipped."""
+    expected_losses, expected_weights, expected_lr = _random_run(tmp_path / "reference", save_interval=save_interval)
+    assert len(expected_losses) == 9
+    _random_run(tmp_path / "run", save_interval=save_interval, stop_before=killed_before)
+    assert torch.load(max((tmp_path / "run").glob("resume_checkpoint_*.pt"), key=os.path.getmtime), weights_only=True)[
+        "trainer"
+    ]["iteration"] == resumes_at
+    losses, weights, lr = _random_run(tmp_path / "run", resume=True, save_interval=save_interval)
+    assert sorted(losses) == list(range(resumes_at + 1, 10)), "resumed at the saved iteration, nothing run twice"
+    assert losses == {i: expected_losses[i] for i in losses}
+    assert torch.equal(weights, expected_weights) and lr == expected_lr
+
+
+def test_resume_into_a_different_data_pipeline_is_refused(tmp_path):
+    """A checkpoint's random states cover its run's random transforms; a pipeline with another count is refused."""
+    _random_run(tmp_path, stop_before=3)
+    from monai.data import DataLoader, Dataset
+
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(net.parameters())
+    engine = Engine(lambda e, b: None)
+    ResumeFromLatest(tmp_path, {"model": net, "optimizer": opt}, resume=True, strict=False).attach(engine)
+    loader = DataLoader(Dataset([torch.zeros(4)] * 4), batch_size=2)  # no random transform
+    with pytest.raises(CorruptCheckpointError, match=r"resume_checkpoint_2\.pt.*random transforms"):
+        engine.run(loader, max_epochs=1)
+
+
+def test_tensorboard_shows_no_step_twice_after_a_resume(tmp_path):
+    """The interrupted run logged steps past its checkpoint; after the resume TensorBoard shows each step once,
+    with the resumed (= uninterrupted) values."""
+    from monai.handlers import TensorBoardStatsHandler
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def run(root, **kwargs):
+        orig_attach = ResumeFromLatest.attach
+
+        def attach(self, engine):
+            orig_attach(self, engine)
+            TensorBoardStatsHandler(log_dir=str(root / "logs"), output_transform=lambda loss: loss).attach(engine)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ResumeFromLatest, "attach", attach)
+            _random_run(root / "models", **kwargs)
+        acc = EventAccumulator(str(root / "logs"))
+        acc.Reload()
+        return [(e.step, e.value) for e in acc.Scalars("Loss")]
+
+    reference = run(tmp_path / "reference")
+    interrupted = run(tmp_path / "run", save_interval=2, stop_before=6)  # logged 1..5, checkpoint at 4
+    assert [s for s, _ in interrupted] == [1, 2, 3, 4, 5]
+    resumed = run(tmp_path / "run", resume=True, save_interval=2)
+    assert [s for s, _ in resumed] == list(range(1, 10)), "step 5 logged by the killed run is shown once"
+    assert [s for s, _ in reference] == list(range(1, 10))
+    assert [v for _, v in resumed] == pytest.approx([v for _, v in reference])  # float32 in the event file
+
+
+_SLOW_SAVE = """
+import io, os, runpy, sys, time
+import torch
+
+_save = torch.save
+
+def slow_save(obj, f, *args, **kwargs):
+    if "resume_checkpoint_{killed_at}." in os.path.basename(str(f)):  # the temporary file of that save
+        buffer = io.BytesIO()
+        _save(obj, buffer, *args, **kwargs)
+        with open(f, "wb") as fh:
+            fh.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        open({marker!r}, "w").close()
+        time.sleep(600)  # killed here, half-way through the write
+    return _save(obj, f, *args, **kwargs)
+
+torch.save = slow_save
+sys.argv = ["monai.bundle"] + sys.argv[1:]
+runpy.run_module("monai.bundle", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_checkpoint_save_loses_nothing_and_the_resume_is_exact(tmp_path, cache_dir):
+    """The toy hyperbolic bundle through the real CLI (random triplet sampling, shuffled volumes, sampled latents),
+    one thread: SIGKILL while resume checkpoint 4 is half written; checkpoint 2 stays valid, and ``--resume true``
+    ends with the weights of an uninterrupted run, bit for bit. ``PYTORCH_JIT=0``: geoopt's math is TorchScript,
+    whose profiling executor re-optimises a function after its first calls and then rounds its gradients
+    differently (~1e-7 relative), so a resumed process (cold JIT) would match only to float tolerance."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, run_bundle
+
+    from monai_genvq.apps.hyperbolic import ensure_hierarchy_toy
+
+    data = ensure_hierarchy_toy(n_train=3, n_test=1, size=32)  # 3 volumes, batch 1: epochs of 3 iterations
+    config = REPO / "bundles" / "hyperbolic_toy_seg" / "configs" / "train.json"
+    args = ["--dataset_dir", str(data), "--max_epochs", "3", "--checkpoint_interval", "2", "--triplets_per_volume", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTORCH_JIT": "0"}
+
+    def cli(root, *extra):
+        return ["run", "training", "--config_file", str(config), "--bundle_root", str(root), *args, *extra]
+
+    def final_weights(root):
+        ckpt = max((root / "outputs" / "hyperbolic" / "models").glob("resume_checkpoint_*.pt"), key=os.path.getmtime)
+        saved = torch.load(ckpt, weights_only=True)
+        assert saved["trainer"]["iteration"] == 9
+        return saved["model"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        run_bundle("training", [config], tmp_path / "reference", *args)
+    marker = tmp_path / "saving"
+    script = _SLOW_SAVE.format(killed_at=4, marker=str(marker))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *cli(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "the run never reached the save of checkpoint 4"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    models = tmp_path / "run" / "outputs" / "hyperbolic" / "models"
+    kept = sorted(p.name for p in models.glob("resume_checkpoint_*.pt"))
+    assert kept == ["resume_checkpoint_2.pt"], sorted(os.listdir(models))
+    assert torch.load(models / kept[0], weights_only=True)["trainer"]["iteration"] == 2
+    assert any(p.name.startswith(".resume_checkpoint_4.pt.") for p in models.iterdir()), "the half-written file"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *cli(tmp_path / "run", "--resume", "true")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert not any(p.name.endswith(".tmp.pt") for p in models.iterdir()), "the half-written file was cleaned up"
+    expected, got = final_weights(tmp_path / "reference"), final_weights(tmp_path / "run")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ from the uninterrupted run"

@@ -8,6 +8,18 @@ file when training starts (``torch.load(weights_only=True)``: a planted file who
 run code is refused), so the run continues at the saved iteration and ends at the same final
 iteration as an uninterrupted run.
 
+The resume is exact: the checkpoint also holds the random states (torch, CUDA, numpy, python and
+every random transform of the training data) and the position in the data order (the random states
+when the current pass over the data loader began, and how many batches it has drawn). A resumed run
+replays the interrupted pass's order, skips the batches already trained on, and continues with the
+random states of the moment of the save, so it ends with the same weights and logs the same losses
+as an uninterrupted run (bit for bit on CPU with one thread; with several threads or on a GPU,
+floating-point reductions may be ordered differently, to within float tolerance). A save due at the
+last iteration of an epoch is written after that epoch's end-of-epoch handlers (validation, LR
+schedulers), so a resumed run neither repeats nor skips them. On resume, TensorBoard is told to hide
+the steps the interrupted run logged after the checkpoint (a ``SessionLog.START`` purge event in each
+attached ``TensorBoardStatsHandler``'s file), so no training step is shown twice.
+
 :class:`AtomicCheckpointSaver` is MONAI's :class:`~monai.handlers.CheckpointSaver` writing its
 files (``model.pt``, ``model_final.pt``, interval checkpoints) the same way.
 
@@ -24,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +48,12 @@ from monai.handlers import CheckpointSaver
 
 from monai_genvq.engines.distributed import is_rank_zero
 from monai_genvq.utils.fileio import atomic_path
+from monai_genvq.utils.random_state import (
+    capture_random_state,
+    check_random_state,
+    find_random_generators,
+    restore_random_state,
+)
 
 __all__ = ["AtomicCheckpointSaver", "CorruptCheckpointError", "ResumeFromLatest", "latest_checkpoint"]
 
@@ -80,6 +98,102 @@ class _WriteFirstDiskSaver(DiskSaver):
 
     def remove(self, filename: str) -> None:
         self._pending_removal.append(self.filename or filename)
+
+
+class _DataOrderTracker:
+    """Stands in for the trainer's data loader to record, and on resume replay, where the run is in the data order.
+
+    Each ``iter()`` records the random states at the moment the pass begins (the sampler draws its
+    permutation, and random transforms their parameters, from them) and counts the batches drawn.
+    After :meth:`resume_from`, the next ``iter()`` restores the recorded states, draws and discards
+    the batches the interrupted run had already trained on, and then restores the states of the
+    moment of the save, so the following batches and training steps match the interrupted run's.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.generators = find_random_generators(
+            getattr(loader, "dataset", None), getattr(loader, "sampler", None), getattr(loader, "generator", None)
+        )
+        self.state_at_pass_start: dict | None = None
+        self.drawn = 0
+        self._pending: tuple[dict, int, dict] | None = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def capture(self) -> dict:
+        return capture_random_state(self.generators)
+
+    def restore(self, state: dict) -> None:
+        restore_random_state(state, self.generators)
+
+    def resume_from(self, state_at_pass_start: dict, drawn: int, state_at_save: dict) -> None:
+        for state in (state_at_pass_start, state_at_save):
+            check_random_state(state, self.generators)
+        self._pending = (state_at_pass_start, int(drawn), state_at_save)
+
+    def __iter__(self) -> Iterator:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            self.state_at_pass_start, self.drawn = self.capture(), 0
+            return self._count(iter(self.loader))
+        at_start, drawn, at_save = pending
+        length = len(self.loader) if hasattr(self.loader, "__len__") else None
+        if length is not None and drawn >= length:  # the pass had ended: the next one starts from the saved states
+            self.restore(at_save)
+            self.state_at_pass_start, self.drawn = self.capture(), 0
+            return self._count(iter(self.loader))
+        self.restore(at_start)
+        iterator = iter(self.loader)
+        for _ in range(drawn):
+            next(iterator)
+        self.state_at_pass_start, self.drawn = at_start, drawn
+        self.restore(at_save)
+        return self._count(iterator)
+
+    def _count(self, iterator: Iterator) -> Iterator:
+        for batch in iterator:
+            self.drawn += 1
+            yield batch
+
+
+def _tensorboard_writers(engine: Engine) -> list:
+    """The ``SummaryWriter`` of every MONAI ``TensorBoardStatsHandler`` attached to ``engine``."""
+    from monai.handlers import TensorBoardStatsHandler
+
+    writers = []
+    for handlers in engine._event_handlers.values():
+        for func, *_ in handlers:
+            owner = getattr(func, "__self__", None)
+            if isinstance(owner, TensorBoardStatsHandler) and getattr(owner, "_writer", None) is not None:
+                if all(owner._writer is not w for w in writers):
+                    writers.append(owner._writer)
+    return writers
+
+
+def _purge_tensorboard_after(engine: Engine, step: int) -> None:
+    """Make TensorBoard hide the events with ``global_step >= step`` logged before now (by the interrupted run)."""
+    try:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+    except ImportError:  # no tensorboard: nothing was logged there
+        return
+    for writer in _tensorboard_writers(engine):
+        writer._get_file_writer().add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+        writer.flush()
+
+
+class _RandomStateRecord:
+    """The random states and data-order position saved with a resume checkpoint (under ``"random_state"``)."""
+
+    def __init__(self, record: dict | None = None) -> None:
+        self.record = record or {}
+
+    def state_dict(self) -> dict:
+        return self.record
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.record = dict(state_dict)
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "resume") -> Path | None:
@@ -150,7 +264,7 @@ class ResumeFromLatest:
         self.loaded_from: Path | None = None
 
     def attach(self, engine: Engine) -> None:
-        """Register saving (``ITERATION_COMPLETED(every=save_interval)`` and ``COMPLETED``) and loading (``STARTED``)."""
+        """Register loading (``STARTED``), interval saving, saving at ``COMPLETED`` and the data-order tracking."""
         objects = {**self.save_dict, "trainer": engine}
         self._objects = objects
         saver = _WriteFirstDiskSaver(self.ckpt_dir)
@@ -161,23 +275,63 @@ class ResumeFromLatest:
             n_saved=self.n_saved,
             global_step_transform=lambda e, _: e.state.iteration,
         )
+        self._tracker: _DataOrderTracker | None = None
+        self._save_at_epoch_end = False
+        engine.add_event_handler(Events.STARTED, self._track_data_order)
         engine.add_event_handler(Events.STARTED, self._load)
         engine.add_event_handler(Events.STARTED, self._attach_saving)
         engine.add_event_handler(Events.COMPLETED, self._save)
         self._saving_attached = False
 
+    def _track_data_order(self, engine: Engine) -> None:
+        if engine.state.dataloader is None:
+            return
+        if self._tracker is None or self._tracker.loader is not engine.state.dataloader:
+            if isinstance(engine.state.dataloader, _DataOrderTracker):
+                self._tracker = engine.state.dataloader
+            else:
+                self._tracker = _DataOrderTracker(engine.state.dataloader)
+        engine.state.dataloader = self._tracker
+
     def _attach_saving(self, engine: Engine) -> None:
         """Register the interval save when the run starts, i.e. after every other handler: the saved state
-        then includes this iteration's LR-scheduler step and any other end-of-iteration update."""
+        then includes this iteration's end-of-iteration updates, and an epoch's last iteration is saved after
+        the epoch's end-of-epoch handlers (validation, LR schedulers)."""
         if self.save_interval > 0 and not self._saving_attached:
-            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self._save)
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self._interval_save)
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._deferred_save)
             self._saving_attached = True
+
+    def _interval_save(self, engine: Engine) -> None:
+        if engine.state.iteration % self.save_interval:
+            return
+        length = engine.state.epoch_length
+        if length and engine.state.iteration % length == 0:
+            self._save_at_epoch_end = True  # after this epoch's EPOCH_COMPLETED handlers
+        else:
+            self._save(engine)
+
+    def _deferred_save(self, engine: Engine) -> None:
+        if self._save_at_epoch_end:
+            self._save_at_epoch_end = False
+            self._save(engine)
 
     def _save(self, engine: Engine) -> None:
         if self._checkpoint.last_checkpoint is not None and engine.state.iteration == self._last_iteration():
             return  # already saved at this iteration (interval and completion coincide)
-        self._checkpoint(engine)
+        self._objects["random_state"] = self._random_state_record()
+        try:
+            self._checkpoint(engine)
+        finally:
+            del self._objects["random_state"]
         self._remove_stale(engine.state.iteration)
+
+    def _random_state_record(self) -> _RandomStateRecord:
+        tracker = self._tracker
+        record = {"at_save": capture_random_state(tracker.generators if tracker else [])}
+        if tracker is not None and tracker.state_at_pass_start is not None:
+            record["at_pass_start"], record["drawn"] = tracker.state_at_pass_start, tracker.drawn
+        return _RandomStateRecord(record)
 
     def _last_iteration(self) -> int:
         match = re.search(r"_(\d+)\.pt$", str(self._checkpoint.last_checkpoint))
@@ -231,8 +385,20 @@ class ResumeFromLatest:
         except Exception as e:
             raise CorruptCheckpointError(f"checkpoint {path} does not match this training config: {e}") from e
         engine.state.max_epochs = max_epochs
+        record = checkpoint.get("random_state")
+        if isinstance(record, Mapping) and "at_save" in record:
+            tracker = self._tracker
+            try:
+                if tracker is not None and "at_pass_start" in record:
+                    tracker.resume_from(record["at_pass_start"], record["drawn"], record["at_save"])
+                else:
+                    restore_random_state(record["at_save"], tracker.generators if tracker else [])
+            except (ValueError, KeyError, RuntimeError, TypeError) as e:
+                raise CorruptCheckpointError(f"checkpoint {path} does not match this training config: {e}") from e
+        else:
+            logger.warning(f"{path} holds no random state (an older checkpoint): the resumed run's data order differs")
+        _purge_tensorboard_after(engine, engine.state.iteration + 1)
         self.loaded_from = path
-        logger.info(f"resumed from {path} at iteration {engine.state.iteration} (epoch {engine.state.epoch})")
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
