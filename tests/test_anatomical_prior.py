@@ -340,5 +340,7 @@ def test_checkpoint_hand_off_loads_and_rejects_clearly(tmp_path):
     with pytest.raises(ValueError, match="does not fit LabelPriorVAE"):
         load_module_checkpoint(LabelPriorVAE(2, 3, 16, (8,), 2), tmp_path / "model.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot be read"):
+    from monai_genvq.handlers import CorruptCheckpointError
+
+    with pytest.raises(CorruptCheckpointError, match="bad.pt' cannot be read"):
         load_module_checkpoint(prior, tmp_path / "bad.pt")

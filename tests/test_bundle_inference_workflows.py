@@ -4,9 +4,10 @@ The tests walk ``bundles/`` so a new bundle is covered automatically (and fails 
 inference config, an example input below and an export wrapper). They drive the config the way
 MONAI Label's ``BundleInferTask`` does — ``bundle_root`` set to the bundle, weights at
 ``<bundle>/models/model.pt``, ``preprocessing`` / ``inferer(inputs, network)`` / ``postprocessing``
-taken from the parsed config, a ``label`` key in the request — without needing monailabel itself,
-then export ``export_network_def`` with ``ckpt_export`` and compare the TorchScript output to the
-eager one. Weights are a freshly built network's (no training here).
+taken from the parsed config, a ``label`` key in the request — without needing monailabel itself.
+Weights are a freshly built network's (no training here). The TorchScript export of
+``export_network_def`` (``ckpt_export``) and its equality with the eager network are checked, with
+the other model-zoo checks, in ``tests/test_model_zoo.py``.
 """
 
 from __future__ import annotations
@@ -277,54 +278,6 @@ def test_bundle_infer_task_path(bundle, tmp_path):
             assert labels <= set(range(parser.get_parsed_content("num_labels")))
     else:
         assert torch.equal(torch.as_tensor(out["pred"]).to(pred.dtype), pred[0])
-
-
-@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
-def test_ckpt_export_reproduces_eager_output(bundle, tmp_path):
-    """``ckpt_export export_network_def`` (traced: our networks return dataclasses) loads the training checkpoint
-    format, and the TorchScript file reproduces the eager tensor."""
-    from monai.bundle import ckpt_export
-
-    from monai_genvq.networks import network_tensor
-
-    net = _save_fresh_weights(bundle, tmp_path).eval()
-    configs = bundle / "configs"
-    parser = _parser([configs / "inference.json"], tmp_path)
-    shape = parser.get_parsed_content("export_input_shape")
-    filepath = tmp_path / "models" / "model.ts"
-    ckpt_export(
-        "export_network_def",
-        filepath=str(filepath),
-        ckpt_file=str(tmp_path / "models" / "model.pt"),
-        meta_file=str(configs / "metadata.json"),
-        config_file=str(configs / "inference.json"),
-        key_in_ckpt="model",
-        use_trace=True,
-        input_shape=shape,
-        bundle_root=str(tmp_path),
-        device="$torch.device('cpu')",
-    )
-    exported = torch.jit.load(str(filepath))
-    spec = parser.get("export_network_def")
-    spec["kwargs"] = (
-        parser.get_parsed_content("export_network_def#kwargs") if spec.get("kwargs") else None
-    )  # e.g. "@zoom"
-    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
-        got = exported(x)
-    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
-    if _kind(bundle) in ("volume", "mrc"):  # the traced per-voxel embedding is not tied to the traced volume size
-        for size in (VOLUME_SHAPE, (20, 18, 22)):
-            x = torch.rand(1, shape[1], *size, generator=torch.Generator().manual_seed(2))
-            with torch.no_grad():
-                expected = network_tensor(net, x, spec.get("method", "forward"), spec.get("output"), spec.get("kwargs"))
-                assert torch.allclose(exported(x), expected, atol=1e-5, rtol=1e-4), size
-    # the bundle's own inferer accepts the exported module in place of the eager network (model.ts in MONAI Label)
-    else:
-        with torch.no_grad():
-            via_inferer = parser.get_parsed_content("inferer")(x, exported)
-            assert torch.allclose(via_inferer.float(), parser.get_parsed_content("inferer")(x, net).float(), atol=1e-5)
 
 
 def test_monailabel_bundle_infer_task(tmp_path):

@@ -288,9 +288,12 @@ def test_resumed_run_matches_the_uninterrupted_run_exactly(tmp_path, save_interv
     expected_losses, expected_weights, expected_lr = _random_run(tmp_path / "reference", save_interval=save_interval)
     assert len(expected_losses) == 9
     _random_run(tmp_path / "run", save_interval=save_interval, stop_before=killed_before)
-    assert torch.load(max((tmp_path / "run").glob("resume_checkpoint_*.pt"), key=os.path.getmtime), weights_only=True)[
-        "trainer"
-    ]["iteration"] == resumes_at
+    assert (
+        torch.load(max((tmp_path / "run").glob("resume_checkpoint_*.pt"), key=os.path.getmtime), weights_only=True)[
+            "trainer"
+        ]["iteration"]
+        == resumes_at
+    )
     losses, weights, lr = _random_run(tmp_path / "run", resume=True, save_interval=save_interval)
     assert sorted(losses) == list(range(resumes_at + 1, 10)), "resumed at the saved iteration, nothing run twice"
     assert losses == {i: expected_losses[i] for i in losses}

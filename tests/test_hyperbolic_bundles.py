@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SCHEMA, run_bundle
+from conftest import REPO, run_bundle
 from ignite.engine import Events
 from monai.transforms import LoadImage
 
@@ -36,13 +36,8 @@ def tiny_toy(cache_dir):
 
 
 @pytest.mark.parametrize("name", list(BUNDLES))
-def test_metadata_and_configs(name):
-    from monai.bundle import verify_metadata
-
+def test_train_config_has_model_zoo_ids(name):  # metadata, README, licences, JSON: tests/test_model_zoo.py
     configs = BUNDLES[name]
-    verify_metadata(str(configs / "metadata.json"), filepath=str(SCHEMA))
-    meta = json.loads((configs / "metadata.json").read_text())
-    assert meta["version"] in meta["changelog"]
     train = json.loads((configs / "train.json").read_text())
     for key in (
         "bundle_root",
@@ -58,7 +53,7 @@ def test_metadata_and_configs(name):
         assert key in train, key
     assert isinstance(train["train"]["handlers"], list)
     for variant in ("euclidean", "no_gyroconv", "no_triplet", "riemannian", "intensity"):
-        json.loads((configs / f"{variant}.json").read_text())
+        assert (configs / f"{variant}.json").is_file(), variant
 
 
 def _batches(records, n_batches, triplets, seed=0):
@@ -329,9 +324,10 @@ def test_cryoet_bundle_cli_writes_mrc(tmp_path):
 
 @pytest.mark.slow
 def test_cli_unreadable_mrc_fails_clearly(tmp_path):
-    data = tmp_path / "tomo" / "model_0"
-    data.mkdir(parents=True)
-    (data / "reconstruction.mrc").write_bytes(b"garbage" * 100)
+    for model in ("model_0", "model_1"):  # two tomograms: one to train on, one held out (n_test=1)
+        data = tmp_path / "tomo" / model
+        data.mkdir(parents=True)
+        (data / "reconstruction.mrc").write_bytes(b"garbage" * 100)
     with pytest.raises(AssertionError, match="cannot read MRC file.*reconstruction.mrc"):
         run_bundle(
             "training",

@@ -20,7 +20,7 @@ from monai_genvq.data.cardiac_datalist import (
     expand_slice_offsets,
     resolve_cardiac_dataset,
 )
-from monai_genvq.data.errors import VolumeFileError
+from monai_genvq.data.errors import DataSplitError, VolumeFileError
 from monai_genvq.data.mrc import MRC_SUFFIXES, MRCReader, MRCWriter, is_mrc, mrc_affine, write_mrc
 from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices, require_input_files
 from monai_genvq.data.synthetic_cardiac import (
@@ -37,13 +37,25 @@ from monai_genvq.data.synthetic_slices import (
     generate_synthetic_slices,
     synthetic_cardiac_slice,
 )
-from monai_genvq.data.volumes import discover_volumes
+from monai_genvq.data.volumes import (
+    VOLUME_SUFFIXES,
+    LoadVolume,
+    LoadVolumed,
+    check_unique_output_names,
+    discover_volumes,
+    nifti_spacing_problem,
+    volume_shape,
+    volume_stem,
+)
 
 __all__ = [
     "ACDC_TO_INTERNAL",
     "CARDIAC_DATASETS",
     "CARDIAC_LABELS",
     "CardiacDataError",
+    "DataSplitError",
+    "LoadVolume",
+    "LoadVolumed",
     "MNMS_TO_INTERNAL",
     "MRCReader",
     "MRCWriter",
@@ -52,8 +64,10 @@ __all__ = [
     "SLICE_SPLITS",
     "SliceImageData",
     "VENDOR_STYLES",
+    "VOLUME_SUFFIXES",
     "VolumeFileError",
     "cardiac_datalists",
+    "check_unique_output_names",
     "discover_acdc",
     "discover_mnms",
     "discover_slices",
@@ -69,11 +83,14 @@ __all__ = [
     "load_cardiac_ed",
     "map_labels",
     "mrc_affine",
+    "nifti_spacing_problem",
     "read_acdc_info",
     "read_mnms_csv",
     "render_cardiac_phantom",
     "require_input_files",
     "resolve_cardiac_dataset",
     "synthetic_cardiac_slice",
+    "volume_shape",
+    "volume_stem",
     "write_mrc",
 ]

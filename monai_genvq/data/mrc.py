@@ -12,7 +12,7 @@ Uncompressed files are read through a memory map (``mrcfile.mmap``): the voxels 
 into the float32 array that ``LoadImage`` returns, without first reading the whole file into
 memory; ``.mrc.gz`` / ``.bz2`` are read with ``mrcfile.open``. ``mrcfile.validate`` is deliberately
 not called (real EMDB maps fail it yet read fine). Every bad file (missing, unreadable, truncated,
-not 3-D, NaN/inf voxels) raises :class:`~monai_genvq.data.errors.VolumeFileError` naming it.
+not 3-D, NaN/inf voxels, a zero / negative / non-finite voxel size on some axis) raises :class:`~monai_genvq.data.errors.VolumeFileError` naming it.
 """
 
 from __future__ import annotations
@@ -131,6 +131,12 @@ def _read_one(path: Path, mmap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarra
     bad = ~np.isfinite(data)
     if bad.any():
         raise VolumeFileError(f"MRC file '{path}' contains {int(bad.sum())} NaN/inf voxels")
+    unset = bool(np.all(voxel_size == 0))  # the MRC convention for "no voxel size": read as 1 Å
+    if not unset and not (np.isfinite(voxel_size).all() and (voxel_size > 0).all()):
+        raise VolumeFileError(
+            f"MRC file '{path}' has voxel size (z, y, x) {tuple(float(v) for v in voxel_size)} Å; every axis "
+            "must be a finite positive size (or all three 0, meaning unset)"
+        )
     return data, voxel_size, origin
 
 

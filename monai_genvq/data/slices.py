@@ -9,7 +9,9 @@ from pathlib import Path
 
 import nibabel as nib
 
+from monai_genvq.data.errors import VolumeFileError
 from monai_genvq.data.synthetic_slices import ensure_synthetic_slices
+from monai_genvq.data.volumes import check_unique_output_names, nifti_spacing_problem, volume_stem
 
 __all__ = ["discover_slices", "require_input_files", "SliceImageData", "SLICE_EXTENSIONS"]
 
@@ -27,11 +29,15 @@ def _is_slice_file(path: Path) -> bool:
 
 def _check_header(path: Path) -> None:
     try:
-        shape = nib.load(str(path)).shape
+        image = nib.load(str(path))
+        shape = image.shape
     except Exception as err:  # nibabel raises several types for corrupt files
-        raise ValueError(f"'{path}': cannot be read as NIfTI ({type(err).__name__}: {err}).") from err
+        raise VolumeFileError(f"'{path}': cannot be read as NIfTI ({type(err).__name__}: {err}).") from err
     if len([s for s in shape if s != 1]) != 2:
-        raise ValueError(f"'{path}': expected a 2-D slice, the file holds an image of shape {tuple(shape)}.")
+        raise VolumeFileError(f"'{path}': expected a 2-D slice, the file holds an image of shape {tuple(shape)}.")
+    problem = nifti_spacing_problem(path, image.affine)
+    if problem:
+        raise VolumeFileError(f"'{path}': {problem}.")
 
 
 def discover_slices(dataset_dir: str | os.PathLike, split: str | None = None, check: bool = True) -> list[dict]:
@@ -51,7 +57,8 @@ def discover_slices(dataset_dir: str | os.PathLike, split: str | None = None, ch
 
     Raises:
         FileNotFoundError: missing folder, split folder or no slice files (the message names the folder).
-        ValueError: an unreadable or non-2-D file (the message names it).
+        VolumeFileError: an unreadable or non-2-D file, or one with a zero / negative / non-finite voxel
+            spacing (a ValueError; the message names it).
 
     Example:
         >>> discover_slices("/data/slices", "train")[0]  # doctest: +SKIP
@@ -77,7 +84,7 @@ def discover_slices(dataset_dir: str | os.PathLike, split: str | None = None, ch
     if check:
         for path in files:
             _check_header(path)
-    return [{"image": str(p), "name": p.name.split(".")[0]} for p in files]
+    return [{"image": str(p), "name": volume_stem(p)} for p in files]
 
 
 def require_input_files(
@@ -98,6 +105,8 @@ def require_input_files(
 
     Raises:
         FileNotFoundError: ``files`` is empty.
+        VolumeFileError: two inputs would be written under one output name (``a.nii`` and ``a.nii.gz``;
+            names keep every dot but the extension's: ``subj.run1.nii.gz`` -> ``subj.run1``), naming both.
 
     Example:
         >>> require_input_files(["inputs/case.nii.gz"], "inputs")
@@ -112,6 +121,7 @@ def require_input_files(
         raise FileNotFoundError(
             f"no input files ({', '.join(patterns)}) in '{input_dir}'; put the inputs there or pass --input_dir"
         )
+    check_unique_output_names(found)  # SaveImage names outputs by the stem: refuse before anything is written
     return found
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from monai_genvq.handlers.cluster_dice import ClusterDice, to_label_ids
 from monai_genvq.handlers.disentanglement import DisentanglementHandler
-from monai_genvq.handlers.inference import LatentCodeWriter, resolve_checkpoint
+from monai_genvq.handlers.inference import (
+    CheckedCheckpointLoader,
+    LatentCodeWriter,
+    checked_checkpoint,
+    load_checkpoint_file,
+    resolve_checkpoint,
+)
 from monai_genvq.handlers.prior_report import CodePriorReport, save_nifti_slice
 from monai_genvq.handlers.quantizer_report import QuantizerEvaluationReport, collect_quantizer_results, quantizer_table
 from monai_genvq.handlers.resume import (
@@ -17,6 +23,7 @@ from monai_genvq.handlers.ssim import SSIMHandler
 
 __all__ = [
     "AtomicCheckpointSaver",
+    "CheckedCheckpointLoader",
     "ClusterDice",
     "CodePriorReport",
     "CorruptCheckpointError",
@@ -25,8 +32,10 @@ __all__ = [
     "QuantizerEvaluationReport",
     "ResumeFromLatest",
     "SSIMHandler",
+    "checked_checkpoint",
     "collect_quantizer_results",
     "latest_checkpoint",
+    "load_checkpoint_file",
     "quantizer_table",
     "resolve_checkpoint",
     "save_nifti_slice",

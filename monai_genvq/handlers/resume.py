@@ -399,6 +399,7 @@ class ResumeFromLatest:
             logger.warning(f"{path} holds no random state (an older checkpoint): the resumed run's data order differs")
         _purge_tensorboard_after(engine, engine.state.iteration + 1)
         self.loaded_from = path
+        logger.info(f"resumed from {path} at iteration {engine.state.iteration} (epoch {engine.state.epoch})")
 
 
 class AtomicCheckpointSaver(CheckpointSaver):

@@ -290,7 +290,9 @@ class LoadCardiacEDd(Transform):
     """Load the end-diastolic image/label volumes of a datalist record (:func:`load_cardiac_ed`).
 
     The record's ``image``/``label`` paths are replaced by (X, Y, Z) arrays (label in the
-    internal convention) and ``spacing`` is added; errors name the file.
+    internal convention, both brought to one orientation so that the voxel-space alignment sees
+    the same anatomy whatever the file's axis directions) and ``spacing`` is added; bad files are
+    refused with a ``CardiacDataError`` naming the file (see :func:`load_cardiac_ed`).
 
     Args:
         require_labels: structures that must be present in the ED ground truth.

@@ -9,6 +9,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
+from monai_genvq.data.errors import VolumeFileError
+
 __all__ = ["EnsureSlice", "EnsureSliced"]
 
 
@@ -21,7 +23,7 @@ class EnsureSlice(Transform):
     """Make a loaded image a channel-first float32 2-D slice ``(1, H, W)``, or fail naming the file.
 
     Accepts (H, W), (1, H, W), (H, W, 1) and any shape whose extra axes are singletons (MONAI's
-    loaders may add them). Raises ``ValueError`` naming the file for more than two non-singleton
+    loaders may add them). Raises :class:`~monai_genvq.data.errors.VolumeFileError` (a ValueError) naming the file for more than two non-singleton
     axes (a volume or a multi-channel image), for fewer than two, and for NaN/inf pixels.
 
     Example:
@@ -34,13 +36,13 @@ class EnsureSlice(Transform):
         data = img.as_tensor() if hasattr(img, "as_tensor") else torch.as_tensor(np.asarray(img))
         kept = [s for s in data.shape if s != 1]
         if len(kept) != 2:
-            raise ValueError(
+            raise VolumeFileError(
                 f"'{name}': expected a 2-D slice, got an image of shape {tuple(data.shape)}; export single slices "
                 "(e.g. one short-axis slice per file) or pick a slice before training."
             )
         data = data.reshape(1, *kept).float()
         if not torch.isfinite(data).all():
-            raise ValueError(f"'{name}': the image contains NaN or infinite pixel values.")
+            raise VolumeFileError(f"'{name}': the image contains NaN or infinite pixel values.")
         if hasattr(img, "meta"):
             from monai.data import MetaTensor
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ def pca_2d(codes: Any) -> np.ndarray:
 def project_codes(codes: Any, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """(N, D) codes -> (N, 2) coordinates by ``method`` ("pca" or "tsne").
 
+    Identical codes (a collapsed latent space) are not given to t-SNE, which fails on them (a native
+    crash in some scikit-learn builds): they are returned at the origin with a RuntimeWarning.
+
     Example:
         >>> project_codes(np.random.default_rng(0).normal(size=(10, 4))).shape
         (10, 2)
@@ -66,9 +70,19 @@ def project_codes(codes: Any, method: str = "pca", seed: int = 0, perplexity: fl
         raise ValueError(f"projection method must be one of {PROJECTION_METHODS}, got {method!r}")
     if method == "pca":
         return pca_2d(codes)
+    x = _as_codes(codes)
+    if not np.any(np.ptp(x.astype(np.float32), axis=0) > 0):  # t-SNE runs in float32: identical there
+        # every code is the same point: scikit-learn's t-SNE divides by zero distances (and can crash the
+        # process in its native code); there is nothing to lay out, so draw all codes at the origin
+        warnings.warn(
+            f"t-SNE skipped: all {x.shape[0]} latent codes are identical (a collapsed latent space); "
+            "they are drawn at one point",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return np.zeros((x.shape[0], 2))
     from sklearn.manifold import TSNE
 
-    x = _as_codes(codes)
     perplexity = float(min(perplexity, max(1.0, (x.shape[0] - 1) / 3)))
     return (
         TSNE(2, perplexity=perplexity, init="pca", random_state=seed)

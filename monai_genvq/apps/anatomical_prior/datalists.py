@@ -18,7 +18,7 @@ import torch
 
 from monai_genvq.apps.anatomical_prior.synthetic_brain import ensure_synthetic_brain
 from monai_genvq.data.cardiac import discover_acdc
-from monai_genvq.data.cardiac_datalist import expand_slice_offsets, resolve_cardiac_dataset
+from monai_genvq.data.cardiac_datalist import discover_cardiac_split, expand_slice_offsets, resolve_cardiac_dataset
 
 __all__ = ["anatomical_prior_datalists", "decathlon_prior_datalists", "location_prior", "location_prior_from_dataset"]
 
@@ -43,6 +43,10 @@ def anatomical_prior_datalists(
         max_subjects: keep at most this many subjects in each of ``prior``, ``image`` and ``test`` (quick runs).
         test_slice_offsets: slice offsets of the test items.
 
+    Without ``database/testing`` the ``"test"`` entry is a
+    :class:`~monai_genvq.data.cardiac_datalist.MissingSplit` (training works; evaluation names the
+    missing folder).
+
     Raises:
         ValueError: fewer than two training subjects, or ``prior_fraction`` outside (0, 1).
 
@@ -54,7 +58,7 @@ def anatomical_prior_datalists(
     if not 0.0 < prior_fraction < 1.0:
         raise ValueError(f"prior_fraction must be in (0, 1); got {prior_fraction}")
     root = resolve_cardiac_dataset("acdc", dataset_dir, synthetic)
-    train, test = discover_acdc(root, "training"), discover_acdc(root, "testing")
+    train, test = discover_acdc(root, "training"), discover_cardiac_split("acdc", root, "testing")
     if len(train) < 2:
         raise ValueError(f"ACDC folder '{root}' has {len(train)} training subject(s); need 2+ (prior and image sets)")
     order = np.random.default_rng(seed).permutation(len(train))

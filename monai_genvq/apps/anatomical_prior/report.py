@@ -19,6 +19,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from monai_genvq.handlers.inference import load_checkpoint_file
 from monai_genvq.metrics.segmentation import summarize_dice
 from monai_genvq.utils.fileio import atomic_write_text, write_json
 from monai_genvq.utils.tables import format_mean_std, markdown_table, mean_std
@@ -35,6 +36,7 @@ def load_module_checkpoint(module: nn.Module, path: str | os.PathLike, key: str 
 
     Raises:
         FileNotFoundError: no file at ``path`` (the message says which stage writes it).
+        CorruptCheckpointError: the file cannot be read (truncated, not a weights file; named).
         ValueError: the file is not a checkpoint of this module (names the missing / unexpected keys).
 
     Example:
@@ -45,10 +47,7 @@ def load_module_checkpoint(module: nn.Module, path: str | os.PathLike, key: str 
         raise FileNotFoundError(
             f"checkpoint '{path}' does not exist; run the previous training stage first (or set its path)"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"checkpoint '{path}' cannot be read ({type(e).__name__}: {e})") from None
+    state = load_checkpoint_file(path, map_location="cpu")
     if isinstance(state, dict) and key in state and isinstance(state[key], dict):
         state = state[key]
     try:

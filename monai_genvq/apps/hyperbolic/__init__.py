@@ -44,6 +44,7 @@ from monai_genvq.apps.hyperbolic.manifold import (
     project,
 )
 from monai_genvq.apps.hyperbolic.segmentation import HyperbolicSegmentation, write_comparison_table
+from monai_genvq.apps.hyperbolic.splits import split_test_records
 from monai_genvq.apps.hyperbolic.synthetic_brats import ensure_synthetic_brats, generate_synthetic_brats
 from monai_genvq.apps.hyperbolic.synthetic_cryoet import (
     CRYOET_CLASSES,
@@ -124,6 +125,7 @@ __all__ = [
     "riemannian_normal_radius_log_density",
     "riemannian_normal_rsample",
     "riemannian_normal_sample_radius",
+    "split_test_records",
     "wrapped_normal_log_prob",
     "wrapped_normal_rsample",
     "write_comparison_table",

@@ -149,6 +149,7 @@ class BraTSRegion:
 
     def __init__(self, region: str = "whole_tumour", label_map: str | Mapping[str, int] = "2021") -> None:
         self.region, self.label_map = region, label_map
+        self.foreground_name = f"tumour ({region.replace('_', ' ')} region)"
 
     def __call__(self, label: np.ndarray) -> np.ndarray:
         return brats_region(label, self.region, self.label_map)

@@ -26,7 +26,9 @@ from monai.transforms import LoadImage, SaveImage
 from monai_genvq.apps.hyperbolic.figures import poincare_disk_2d
 from monai_genvq.apps.hyperbolic.inferer import cluster_embedding
 from monai_genvq.data.errors import VolumeFileError
-from monai_genvq.data.mrc import MRCReader, MRCWriter, is_mrc
+from monai_genvq.data.mrc import MRCWriter, is_mrc
+from monai_genvq.data.volumes import LoadVolume, volume_shape
+from monai_genvq.handlers.inference import load_checkpoint_file
 from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.transforms.intensity import ForegroundNormalize
 from monai_genvq.utils.fileio import atomic_path, atomic_write_text, write_json
@@ -39,10 +41,12 @@ __all__ = ["HyperbolicSegmentation", "write_comparison_table"]
 
 
 def _volume_loader() -> LoadImage:
-    """``LoadImage`` choosing its reader by suffix among MONAI's (NIfTI: NibabelReader) and :class:`MRCReader`."""
-    loader = LoadImage(image_only=True, ensure_channel_first=True)
-    loader.register(MRCReader())  # after construction: LoadImage keeps selecting readers by suffix
-    return loader
+    """:class:`~monai_genvq.data.LoadVolume` choosing its reader by suffix among MONAI's (NIfTI) and :class:`MRCReader`."""
+    return LoadVolume(image_only=True, ensure_channel_first=True)  # registers MRCReader; errors name the file
+
+
+def _files(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    return [str(paths)] if isinstance(paths, (str, os.PathLike)) else [str(p) for p in paths]
 
 
 class HyperbolicSegmentation:
@@ -136,12 +140,7 @@ class HyperbolicSegmentation:
             >>> seg.load("model_0/reconstruction.mrc").meta["voxel_size"]  # doctest: +SKIP
             array([10., 10., 10.])
         """
-        try:
-            img = self._loader(path)
-        except VolumeFileError:
-            raise
-        except Exception as exc:  # NIfTI errors (nibabel, MONAI) do not all name the file
-            raise VolumeFileError(f"cannot read '{path}': {type(exc).__name__}: {exc}") from exc
+        img = self._loader(path)  # LoadVolume: every reading error is a VolumeFileError naming the file
         bad = ~torch.isfinite(img.as_tensor())
         if bad.any():
             raise VolumeFileError(f"'{path}' contains {int(bad.sum())} NaN/inf voxels")
@@ -150,7 +149,7 @@ class HyperbolicSegmentation:
     def _load_checkpoint(self) -> None:
         if self.checkpoint is None:
             return
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        state = load_checkpoint_file(self.checkpoint, map_location=self.device)
         self.network.load_state_dict(
             state.get("model", state) if isinstance(state, dict) and "model" in state else state
         )
@@ -180,7 +179,48 @@ class HyperbolicSegmentation:
         keep = None if self.mask == "none" else (volume != 0).any(0)
         return cluster_embedding(emb, n_clusters, self.curvature(), keep, self.seed, self.max_fit_points)
 
+    def check_records(self) -> None:
+        """Refuse, before any embedding is computed, labels that cannot give a meaningful score.
+
+        Raises:
+            VolumeFileError: an image and its label differ in shape (naming both files and both shapes), or,
+                for a level, every label file holds only background (e.g. a BraTS set without any tumour:
+                the Dice would be a number about nothing), naming the files (the first three).
+        """
+        empty: dict[str, list[str]] = {}
+        n_labelled: dict[str, int] = {}
+        for rec in self.records:
+            images = _files(rec["image"])  # channels of different shapes are refused by LoadVolume
+            image_shape = volume_shape(images[0])
+            for name, (label_key, _, _) in self.levels.items():
+                if label_key is None or label_key not in rec:
+                    continue
+                label_file = str(rec[label_key])
+                label_shape = volume_shape(label_file)
+                if label_shape != image_shape:
+                    raise VolumeFileError(
+                        f"label '{label_file}' has shape {label_shape} but its image '{images[0]}' has shape "
+                        f"{image_shape}; a label must lie on its image's voxel grid"
+                    )
+                label = np.rint(self.load(label_file, normalize=False).as_tensor().numpy()[0]).astype(np.int64)
+                if name in self.label_transforms:
+                    label = self.label_transforms[name](label)
+                n_labelled[name] = n_labelled.get(name, 0) + 1
+                if not np.any(label):
+                    empty.setdefault(name, []).append(label_file)
+        for name, files in empty.items():
+            if len(files) == n_labelled[name]:
+                what = getattr(self.label_transforms.get(name), "foreground_name", "foreground (non-zero) label")
+                shown = ", ".join(f"'{f}'" for f in files[:3]) + (
+                    f" and {len(files) - 3} more" if len(files) > 3 else ""
+                )
+                raise VolumeFileError(
+                    f"every label file of level '{name}' ({len(files)}) holds no {what}: {shown}; the Dice of "
+                    "clusters against empty labels means nothing (wrong files, wrong label_map, or an unlabelled set?)"
+                )
+
     def run(self) -> dict[str, Any]:
+        self.check_records()
         self._load_checkpoint()
         self.network.to(self.device)
         scores: dict[str, list[float]] = {name: [] for name in self.levels}

@@ -25,9 +25,11 @@ from monai_genvq.apps.streamlines.inference import streamline_inference_items
 from monai_genvq.apps.streamlines.io import (
     SUPPORTED_STREAMLINE_EXTENSIONS,
     StreamlineFileError,
+    check_unique_streamline_outputs,
     load_streamlines,
     save_bundle_tensor,
     save_streamlines,
+    streamline_stem,
 )
 from monai_genvq.apps.streamlines.prior_report import (
     SAMPLE_STATISTICS,
@@ -83,6 +85,7 @@ __all__ = [
     "bundle_adjacency_batched",
     "bundle_tensor_to_streamlines",
     "canonical_group_order",
+    "check_unique_streamline_outputs",
     "choose_sample_statistics",
     "dipy_data_file",
     "discover_tractoinferno",
@@ -100,6 +103,7 @@ __all__ = [
     "save_streamlines",
     "split_samples",
     "streamline_inference_items",
+    "streamline_stem",
     "streamlines_to_bundle_tensor",
     "summarize_buan",
 ]

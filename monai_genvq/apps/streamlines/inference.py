@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from monai_genvq.apps.streamlines.group_order import apply_group_order, canonical_group_order
-from monai_genvq.apps.streamlines.io import load_streamlines
+from monai_genvq.apps.streamlines.io import check_unique_streamline_outputs, load_streamlines
 from monai_genvq.apps.streamlines.transforms import StreamlineNormalizer, resample_streamlines
 
 __all__ = ["streamline_inference_items"]
@@ -41,11 +41,13 @@ def streamline_inference_items(
 
     Raises:
         ValueError: if ``files`` is empty.
-        StreamlineFileError: for unreadable or invalid files (names the file).
+        StreamlineFileError: for unreadable or invalid files (names the file), or two inputs whose outputs
+            would share a name (``subj.trk`` and ``subj.tck``; names keep every dot but the extension's).
     """
     files = [str(f) for f in files]
     if not files:
         raise ValueError("no input streamline files were given to inference (check `input_files`).")
+    check_unique_streamline_outputs(files)  # before anything is read or written
     items = []
     for path in files:
         streamlines = resample_streamlines(load_streamlines(path), n_points)

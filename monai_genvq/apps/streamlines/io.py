@@ -22,6 +22,8 @@ from monai_genvq.utils.fileio import atomic_path
 __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
     "StreamlineFileError",
+    "check_unique_streamline_outputs",
+    "streamline_stem",
     "load_streamlines",
     "save_streamlines",
     "save_bundle_tensor",
@@ -162,6 +164,51 @@ def _validate(path: Path, streamlines: list[np.ndarray]) -> None:
         raise StreamlineFileError(path, f"streamline {first} has non-finite (NaN or infinite) coordinates")
 
 
+def _refuse_zero_length(path: Path, streamlines: list[np.ndarray]) -> None:
+    """Streamlines whose points are all one point cannot be resampled (arc length 0: NaN points, then SVD errors)."""
+    degenerate = [i for i, s in enumerate(streamlines) if not np.any(np.ptp(s, axis=0) > 0)]
+    if degenerate:
+        which = "all" if len(degenerate) == len(streamlines) else f"{len(degenerate)} of"
+        raise StreamlineFileError(
+            path,
+            f"{which} {len(streamlines)} streamlines have zero length (every point of streamline {degenerate[0]} "
+            "is the same single point); they cannot be resampled along their length",
+        )
+
+
+def streamline_stem(path: str | os.PathLike) -> str:
+    """The file name without its streamline extension; other dots are kept (``subj.run1.trk`` -> ``subj.run1``).
+
+    Example:
+        >>> streamline_stem("in/sub-01.run1__AF_L.trk")
+        'sub-01.run1__AF_L'
+    """
+    name = Path(path).name
+    suffix = Path(name).suffix
+    return (
+        name[: -len(suffix)] if suffix.lower() in SUPPORTED_STREAMLINE_EXTENSIONS and len(name) > len(suffix) else name
+    )
+
+
+def check_unique_streamline_outputs(files: Sequence[str | os.PathLike]) -> list[str]:
+    """Refuse inputs whose outputs would share a name (:func:`streamline_stem`), naming both; returns the stems.
+
+    Raises:
+        StreamlineFileError: two inputs with the same stem (``a.trk`` and ``a.tck``, or the same name in two folders).
+    """
+    seen: dict[str, str] = {}
+    for f in files:
+        stem = streamline_stem(f)
+        if stem in seen:
+            raise StreamlineFileError(
+                f,
+                f"its output name '{stem}' is the same as that of input '{seen[stem]}', so one reconstruction "
+                "would overwrite the other; rename one of them",
+            )
+        seen[stem] = str(f)
+    return list(seen)
+
+
 def load_streamlines(
     path: str | os.PathLike, *, reference: Any = "same", bbox_valid_check: bool = False
 ) -> list[np.ndarray]:
@@ -184,8 +231,9 @@ def load_streamlines(
 
     Raises:
         StreamlineFileError: the file is missing, has an unsupported extension, cannot be read (corrupt,
-            truncated), contains no streamlines, holds a streamline with fewer than 2 points or with
-            NaN/infinite coordinates, or (with ``bbox_valid_check``) lies outside its reference volume.
+            truncated), contains no streamlines, holds a streamline with fewer than 2 points, of zero length
+            (all its points one point) or with NaN/infinite coordinates, or (with ``bbox_valid_check``) lies
+            outside its reference volume.
 
     Example:
         >>> streamlines = load_streamlines("sub-1006__AF_L.trk")  # doctest: +SKIP
@@ -209,6 +257,7 @@ def load_streamlines(
     else:
         streamlines, header = _read_trk_or_tck(path)
     _validate(path, streamlines)
+    _refuse_zero_length(path, streamlines)
 
     geometry = None
     if isinstance(reference, str) and reference == "same":

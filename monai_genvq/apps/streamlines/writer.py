@@ -9,7 +9,7 @@ import torch
 from monai.utils import CommonKeys as Keys
 
 from monai_genvq.apps.streamlines.group_order import invert_group_order
-from monai_genvq.apps.streamlines.io import save_streamlines
+from monai_genvq.apps.streamlines.io import save_streamlines, streamline_stem
 from monai_genvq.apps.streamlines.transforms import StreamlineNormalizer
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class StreamlineWriter:
 
     def _write(self, source: str, groups: list[np.ndarray]) -> None:
         streamlines_mm = np.asarray(self.normalizer.denormalize(np.concatenate(groups)), dtype=np.float32)
-        stem = Path(source).name.split(".")[0]
+        stem = streamline_stem(source)  # the whole name but the extension: subj.run1.trk -> subj.run1
         path = self.output_dir / f"{stem}{self.suffix}.trk"
         reference = source if source.endswith(".trk") else None
         save_streamlines(path, list(streamlines_mm), reference=reference)

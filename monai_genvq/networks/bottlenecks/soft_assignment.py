@@ -68,6 +68,26 @@ def _block_probs(
     return indices.squeeze(1)
 
 
+def _traceable_assignment(
+    flat: torch.Tensor, codebook: torch.Tensor, scale: float, noise: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_block_probs` and the code mix without ``out=`` or in-place ops, for ``torch.jit.trace``.
+
+    A trace records the ops it sees: ``addmm(..., out=...)`` and in-place updates of a buffer would be
+    replayed as such, and ``out=`` ops refuse inputs that require grad, so the exported module could
+    only run under ``torch.no_grad()``. These out-of-place ops compute the same values and also run
+    with autograd on.
+    """
+    bias = (codebook * codebook).sum(1).mul(-scale).unsqueeze(0)
+    scores = torch.addmm(bias, flat, codebook.t(), beta=1.0, alpha=2.0 * scale)
+    if noise:
+        scores = scores + sample_gumbel(tuple(scores.shape), scores.device) * scale
+    row_max, indices = scores.max(dim=1, keepdim=True)
+    probs = (scores - row_max).clamp_min(_LOG_PROB_FLOOR).exp().sub(_PROB_FLOOR).clamp_min(0.0)
+    probs = probs / probs.sum(dim=1, keepdim=True)
+    return probs @ codebook, probs, indices.squeeze(1)
+
+
 class _SoftCodebookAssignment(torch.autograd.Function):
     @staticmethod
     def forward(ctx, flat: torch.Tensor, codebook: torch.Tensor, temperature: float, noise: bool):  # type: ignore[override]
@@ -134,12 +154,7 @@ def soft_codebook_assignment(
         True
     """
     if torch.jit.is_tracing():  # TorchScript export (ckpt_export --use_trace): the same maths as plain traceable ops
-        scale = 1.0 / float(temperature)
-        probs = flat.new_empty(flat.shape[0], codebook.shape[0])
-        indices = _block_probs(
-            flat, codebook, (codebook * codebook).sum(1).mul(-scale).unsqueeze(0), scale, bool(gumbel_noise), probs
-        )
-        return probs @ codebook, probs, indices
+        return _traceable_assignment(flat, codebook, 1.0 / float(temperature), bool(gumbel_noise))
     return _SoftCodebookAssignment.apply(
         flat.contiguous(), codebook.contiguous(), float(temperature), bool(gumbel_noise)
     )
