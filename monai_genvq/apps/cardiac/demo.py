@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides += ["--max_epochs", str(args.max_epochs), "--val_interval", str(args.max_epochs)]
     for variant in args.variants:
         files = [configs / "train.json"] + ([configs / VARIANTS[variant]] if VARIANTS[variant] else [])
-        t_train = _run("training", files, root, overrides)
+        t_train = _run("training", files, root, overrides + ["--overwrite", "true"])  # a demo retrains from scratch
         t_eval = _run("evaluating", files + [configs / "evaluate.json"], root, overrides)
         print(f"{variant}: trained in {t_train:.0f} s, evaluated in {t_eval:.0f} s", flush=True)
     print((root / "outputs" / "eval_table1.md").read_text())

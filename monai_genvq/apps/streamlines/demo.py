@@ -7,7 +7,8 @@ Usage (from the repository root; ``make demo`` runs the first line)::
     python -m monai_genvq.apps.streamlines.demo --dataset_dir /data/TractoInferno --max_epochs 100
 
 Every run goes through ``monai.bundle`` with the bundle's own configs (train.json + the variant's
-override file, then evaluate.json), exactly as a user would run them one by one.
+override file, then evaluate.json), exactly as a user would run them one by one. Training runs with
+``--overwrite true``: a second demo replaces the first one's models.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     for variant in args.variants:
         t0 = time.perf_counter()
         print(f"== {LABELS[variant]}: training", flush=True)
-        bundle_run("training", config_file=_configs(bundle_dir, variant, dataset, False), **overrides)
+        # a demo retrains from scratch: replace the models of an earlier demo run (the bundle refuses otherwise)
+        bundle_run("training", config_file=_configs(bundle_dir, variant, dataset, False), overwrite=True, **overrides)
         print(f"== {LABELS[variant]}: evaluating", flush=True)
         bundle_run("evaluating", config_file=_configs(bundle_dir, variant, dataset, True), **overrides)
         prefix = "dipy_" if dataset == "dipy" else ""
