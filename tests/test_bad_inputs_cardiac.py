@@ -335,7 +335,7 @@ def test_shape_mismatch_names_both_files(acdc_src, tmp_path):
 
 
 def test_swapped_convention_message_names_the_option(acdc_src, mnms_src, tmp_path):
-    """The refusal names the convention to use: ``label_convention='mnms'`` for an ACDC folder, and reverse."""
+    """The refusal names the convention to use: ``--label_convention mnms`` for an ACDC folder, and reverse."""
     for layout, src, breaker, load, other in (
         ("acdc", acdc_src, _case_acdc_swapped, _load_acdc, "mnms"),
         ("mnms", mnms_src, _case_mnms_swapped, _load_mnms, "acdc"),
@@ -343,7 +343,7 @@ def test_swapped_convention_message_names_the_option(acdc_src, mnms_src, tmp_pat
         root = tmp_path / layout
         shutil.copytree(src, root)
         breaker(root)
-        with pytest.raises(CardiacDataError, match=f"label_convention='{other}'"):
+        with pytest.raises(CardiacDataError, match=f"--label_convention {other}"):
             load(root)
         # the option works: the same files load with the other numbering, LV and RV back in place
         discover = discover_acdc if layout == "acdc" else discover_mnms
@@ -517,3 +517,27 @@ def test_mnms_without_testing_folder_trains_and_evaluation_names_the_folder(mnms
     assert _trainable(lists) == [(1, 32, 32)]
     with pytest.raises(FileNotFoundError, match=r"OpenDataset[/\\]Testing' does not exist"):
         len(lists["test"])
+
+
+@pytest.mark.parametrize("bundle", ["cardiac_attri_sivae", "vq_quantizers", "anatomical_prior_seg"])
+def test_bundles_take_the_label_convention_option_the_refusal_names(acdc_src, tmp_path, bundle):
+    """``--label_convention mnms`` (the option the message names) reaches the loader in every bundle on ACDC data:
+    an ACDC folder with M&Ms numbering loads with LV and RV in place."""
+    from conftest import REPO, parse_bundle
+
+    root = tmp_path / "acdc"
+    shutil.copytree(acdc_src, root)
+    _case_acdc_swapped(root)
+    config = [REPO / "bundles" / bundle / "configs" / "train.json"]
+    swapped = _acdc_ed_files(root)[1].parent.name  # the subject whose ground truth has M&Ms numbering
+
+    def record_of(*overrides):
+        lists = parse_bundle(config, tmp_path, "--dataset_dir", str(root), *overrides).get_parsed_content("datalists")
+        return next(r for v in lists.values() if v for r in v if r["subject"] == swapped)
+
+    with pytest.raises(CardiacDataError, match="--label_convention mnms"):
+        load_cardiac_ed(record_of())
+    record = record_of("--label_convention", "mnms")
+    assert record["label_convention"] == "mnms"
+    reference = next(r for r in discover_acdc(acdc_src, "training") if r["subject"] == swapped)
+    np.testing.assert_array_equal(load_cardiac_ed(record)["label"], load_cardiac_ed(reference)["label"])

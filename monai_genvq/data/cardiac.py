@@ -492,9 +492,8 @@ def check_label_convention(
             other = SWAPPED_CONVENTION[convention]
             read_as = f"it was read in the {LABEL_NUMBERING[convention]} ({convention!r})"
             fix = (
-                f"the file seems to use the {LABEL_NUMBERING[other]}: load it with label_convention={other!r} "
-                f"(cardiac_datalists(..., label_convention={other!r}), or --dataset {other} where the folder has "
-                f"that layout), or renumber the file"
+                f"the file seems to use the {LABEL_NUMBERING[other]}: train with --label_convention {other} "
+                f"(in Python: cardiac_datalists(..., label_convention={other!r})), or renumber the file"
             )
         else:
             read_as, fix = "it was read with a custom label mapping", "swap the LV and RV values of the mapping"

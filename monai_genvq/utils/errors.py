@@ -175,6 +175,7 @@ OPTION_KINDS: dict[str, str] = {
     "reconstruction": "str",
     "layout": "str",
     "label_map": "str",
+    "label_convention": "str?",
     "replacement": "str",
     "channels": "any",
 }

@@ -31,6 +31,7 @@ def anatomical_prior_datalists(
     synthetic: Mapping[str, Any] | None = None,
     max_subjects: int | None = None,
     test_slice_offsets: Sequence[int] = (0,),
+    label_convention: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Datalists ``{"prior", "image", "test"}`` from an ACDC layout (real folder or the phantom).
 
@@ -42,6 +43,8 @@ def anatomical_prior_datalists(
         synthetic: phantom parameters (:func:`~monai_genvq.data.ensure_synthetic_acdc`).
         max_subjects: keep at most this many subjects in each of ``prior``, ``image`` and ``test`` (quick runs).
         test_slice_offsets: slice offsets of the test items.
+        label_convention: numbering of the ground-truth files (``"acdc"``, the default, or ``"mnms"``);
+            see :func:`~monai_genvq.data.discover_acdc`.
 
     Without ``database/testing`` the ``"test"`` entry is a
     :class:`~monai_genvq.data.cardiac_datalist.MissingSplit` (training works; evaluation names the
@@ -58,7 +61,10 @@ def anatomical_prior_datalists(
     if not 0.0 < prior_fraction < 1.0:
         raise ValueError(f"prior_fraction must be in (0, 1); got {prior_fraction}")
     root = resolve_cardiac_dataset("acdc", dataset_dir, synthetic)
-    train, test = discover_acdc(root, "training"), discover_cardiac_split("acdc", root, "testing")
+    train, test = (
+        discover_acdc(root, "training", label_convention),
+        discover_cardiac_split("acdc", root, "testing", label_convention),
+    )
     if len(train) < 2:
         raise ValueError(f"ACDC folder '{root}' has {len(train)} training subject(s); need 2+ (prior and image sets)")
     order = np.random.default_rng(seed).permutation(len(train))
