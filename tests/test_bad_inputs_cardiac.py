@@ -368,6 +368,24 @@ def test_spacing_at_the_bounds_is_accepted_and_beyond_refused(acdc_src, tmp_path
             _load_acdc(root)
 
 
+@pytest.mark.parametrize("value", [0.0, float("nan"), 50.0])
+def test_single_slice_files_skip_the_spacing_check_of_their_one_slice(acdc_src, tmp_path, value):
+    """A single-slice image and ground truth often leave the slice size unset: an axis of length 1 is not
+    checked (as ``volumes.nifti_spacing_problem`` does), for the image and the ground truth alike."""
+    root = tmp_path / "a"
+    shutil.copytree(acdc_src, root)
+    image, gt = _acdc_ed_files(root)
+    heart = int(np.argmax(np.asarray(nib.load(str(gt)).dataobj).reshape(-1, nib.load(str(gt)).shape[2]).sum(0)))
+    for path in (image, gt):
+        _rewrite(path, lambda d: d[:, :, heart : heart + 1])
+        _set_pixdim(path, 2, value)
+    loaded = _load_acdc(root)
+    assert loaded["image"].shape[2] == 1 and loaded["label"].shape == loaded["image"].shape
+    _set_pixdim(gt, 0, 0.0)  # an axis longer than one voxel is still checked
+    with pytest.raises(CardiacDataError, match="implausible for cardiac cine MRI"):
+        _load_acdc(root)
+
+
 # ------------------------------------------------------------------ label convention: known answers
 def test_synthetic_hearts_pass_the_convention_check_both_layouts(acdc_src, mnms_src):
     """Known answer: the generator's LV is inside the myocardial ring, its RV is not -> every subject accepted."""
@@ -475,6 +493,47 @@ def test_synthetic_data_is_stored_ras_so_loading_keeps_its_voxel_order(acdc_src)
     loaded = load_cardiac_ed(rec)
     np.testing.assert_array_equal(loaded["image"], np.asarray(img.dataobj, np.float32))
     np.testing.assert_allclose(loaded["spacing"], img.header.get_zooms()[:3])
+
+
+def _oblique(angle: float, zooms) -> np.ndarray:
+    """A double-oblique short-axis affine: rotated by ``angle`` in-plane, then tilted 30 degrees out of plane."""
+    c, s = np.cos(angle), np.sin(angle)
+    spin = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    t = np.deg2rad(30)
+    tilt = np.array([[1.0, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    affine = np.eye(4)
+    affine[:3, :3] = tilt @ spin @ np.diag(zooms)
+    affine[:3, 3] = [-40.0, 25.0, 10.0]
+    return affine
+
+
+def test_orientation_near_45_degrees_compares_directions_with_a_tolerance(acdc_src, tmp_path):
+    """A double-oblique stack near 45 degrees: the ground truth's affine differs from the image's by a 2e-6 rad
+    rotation (qform / sform rounding), which flips its axis codes; it is the same orientation and loads, with
+    the label reoriented exactly like the image. A truly different orientation (a few degrees) is refused."""
+    root = tmp_path / "a"
+    shutil.copytree(acdc_src, root)
+    image, gt = _acdc_ed_files(root)
+    zooms = nib.load(str(image)).header.get_zooms()[:3]
+    near = (np.pi / 4 - 1e-6, np.pi / 4 + 1e-6)
+    assert canonical_axcodes(_oblique(near[0], zooms), True) != canonical_axcodes(_oblique(near[1], zooms), True)
+
+    def write(path, angle):
+        nib.save(nib.Nifti1Image(np.asarray(nib.load(str(path)).dataobj), _oblique(angle, zooms)), str(path))
+
+    write(image, near[0])
+    write(gt, near[0])
+    reference = _load_acdc(root)
+    write(gt, near[1])
+    loaded = _load_acdc(root)
+    np.testing.assert_array_equal(loaded["label"], reference["label"])
+    np.testing.assert_array_equal(loaded["image"], reference["image"])
+    apart = near[0] - np.deg2rad(3)
+    assert canonical_axcodes(_oblique(apart, zooms), True) == canonical_axcodes(_oblique(near[0], zooms), True)
+    write(gt, apart)  # the same axis codes as the image (RAS), but 3 degrees apart
+    with pytest.raises(CardiacDataError, match="different orientations") as err:
+        _load_acdc(root)
+    assert gt.name in str(err.value)
 
 
 def test_orientation_keeps_the_slice_axis_of_an_oblique_stack():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import math
 import os
 import pathlib
 import stat
@@ -102,7 +104,8 @@ def test_best_model_file_is_kept_while_the_new_best_fails_midway(tmp_path, monke
     with pytest.raises(OSError, match="simulated"):
         engine.run([0], max_epochs=3)
     monkeypatch.setattr(torch, "save", _real_save)
-    assert sorted(os.listdir(tmp_path)) == ["model.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["model.pt", "model.pt.score.json"]
+    assert json.loads((tmp_path / "model.pt.score.json").read_text())["saved"][0][0] == 1.0, "the epoch-1 score"
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
     torch.testing.assert_close(saved["weight"], net.weight.detach() - 1.0)  # the epoch-1 weights
 
@@ -110,7 +113,7 @@ def test_best_model_file_is_kept_while_the_new_best_fails_midway(tmp_path, monke
     engine.add_event_handler(Events.EPOCH_COMPLETED, _metric)
     saver.attach(engine)
     engine.run([0], max_epochs=3)  # the pending removal of model.pt must not delete the file just written
-    assert sorted(os.listdir(tmp_path)) == ["model.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["model.pt", "model.pt.score.json"]
     torch.testing.assert_close(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], net.weight.detach())
 
 
@@ -437,3 +440,64 @@ def test_sigkill_during_a_checkpoint_save_loses_nothing_and_the_resume_is_exact(
     expected, got = final_weights(tmp_path / "reference"), final_weights(tmp_path / "run")
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ from the uninterrupted run"
+
+
+def test_resume_with_more_epochs_continues_on_the_longer_schedule(tmp_path):
+    """``--max_epochs`` may grow on resume: the cosine schedule the config builds (T_max = epochs x iterations) is
+    kept and the checkpoint only says where the run is in it. Loading the old T_max would restart the cosine's
+    next period, raising the learning rate back to its base value."""
+
+    def run(max_epochs, resume):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(net.parameters(), lr=1.0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs * 4)
+        lrs = []
+
+        def step(engine, batch):
+            opt.zero_grad()
+            (net(batch) ** 2).mean().backward()
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr()[0])
+
+        engine = Engine(step)
+        ResumeFromLatest(tmp_path, {"model": net, "optimizer": opt, "scheduler": sched}, resume=resume).attach(engine)
+        engine.run(_data(4), max_epochs=max_epochs)
+        return sched, lrs
+
+    run(2, resume=False)
+    sched, lrs = run(4, resume=True)
+    assert sched.T_max == 16 and sched.last_epoch == 16
+    expected = [0.5 * (1 + math.cos(math.pi * i / 16)) for i in range(9, 17)]
+    assert lrs == pytest.approx(expected, abs=1e-6), "continues on the 16-step cosine from step 8"
+
+
+def test_best_model_is_replaced_only_by_a_better_one_after_a_resume(tmp_path):
+    """The key-metric saver's best score is stored in ``model.pt`` and read back on resume: a worse first validation
+    after the resume keeps the better model (MONAI's saver alone starts with an empty history)."""
+
+    def run(scores, resume):
+        net = torch.nn.Linear(2, 1)
+        engine = Engine(lambda e, b: net.weight.data.fill_(float(e.state.epoch)))
+
+        @engine.on(Events.EPOCH_COMPLETED)
+        def _metric(e):
+            e.state.metrics["acc"] = scores[e.state.epoch - 1]
+
+        AtomicCheckpointSaver(
+            str(tmp_path),
+            {"model": net},
+            save_key_metric=True,
+            key_metric_name="acc",
+            key_metric_filename="model.pt",
+            resume_key_metric=resume,
+        ).attach(engine)
+        engine.run([0], max_epochs=len(scores))
+
+    run([0.5, 0.9], resume=False)  # best: epoch 2 (weight 2.0), score 0.9
+    run([0.7], resume=True)  # worse than 0.9: model.pt stays
+    assert float(torch.load(tmp_path / "model.pt", weights_only=True)["weight"].flatten()[0]) == 2.0
+    run([0.95], resume=True)  # better: replaced
+    assert float(torch.load(tmp_path / "model.pt", weights_only=True)["weight"].flatten()[0]) == 1.0
+    assert sorted(os.listdir(tmp_path)) == ["model.pt", "model.pt.score.json"], "model.pt stays the bare weights"

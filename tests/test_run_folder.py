@@ -99,6 +99,29 @@ def test_lock_of_another_host_or_unreadable_is_never_taken_over(tmp_path):
         start_training_run(out, out / "models", options={})
 
 
+def test_a_lock_with_my_pid_and_host_but_another_token_is_not_mine(tmp_path):
+    """Two containers with the same host name both run as pid 1: pid and host alone would make each
+    take the other's live lock for its own. Only the random token of the process that wrote it counts."""
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / ".run.lock"
+    other = {"pid": os.getpid(), "host": socket.gethostname(), "token": "0" * 32, "started": "x"}
+    lock.write_text(json.dumps(other))
+    for attempt in (check_training_run, start_training_run):
+        with pytest.raises(RunFolderError, match=f"in use by another run.*pid {os.getpid()}"):
+            attempt(out, out / "models", options={})
+    finish_training_run(out)
+    assert json.loads(lock.read_text()) == other  # never released by a process it does not belong to
+    lock.unlink()
+    start_training_run(out, out / "models", options={})
+    mine = json.loads(lock.read_text())
+    assert len(mine["token"]) == 32 and mine["token"] != other["token"] and mine["pid"] == os.getpid()
+    start_training_run(out, out / "models", options={})  # this process's own lock: a later stage keeps it
+    assert json.loads(lock.read_text()) == mine
+    finish_training_run(out)
+    assert not lock.exists()
+
+
 # ----------------------------------------------------------------------------------------------- overwrite / resume
 
 
@@ -117,6 +140,35 @@ def test_new_run_into_a_trained_folder_is_refused_naming_both_options(tmp_path, 
     assert _paths(out) == before  # refused before anything was created or removed
     with pytest.raises(RunFolderError, match="exclude each other"):
         check_training_run(out, out / "models", resume=True, overwrite=True, options=OPTS)
+
+
+@pytest.mark.parametrize("names", [["model.pt"], ["model_final.pt"], ["model.pt", "model_final.pt", "prior.pt"]])
+def test_resume_with_trained_models_but_no_resume_checkpoint_is_refused(tmp_path, names):
+    """Nothing to resume from: ``ResumeFromLatest`` would only warn and train from scratch over the models."""
+    out = tmp_path / "run"
+    models = out / "models"
+    models.mkdir(parents=True)
+    for name in names:
+        (models / name).write_bytes(b"weights")
+    before = _paths(out)
+    for attempt in (check_training_run, start_training_run):
+        with pytest.raises(RunFolderError) as err:
+            attempt(out, models, resume=True, options=OPTS)
+        msg = str(err.value)
+        assert "nothing to resume from" in msg and str(models) in msg and "--overwrite true" in msg
+        assert all(name in msg for name in names)
+    assert _paths(out) == before
+    (models / "resume_checkpoint_4.pt").write_bytes(b"state")  # with a resume checkpoint: continued
+    check_training_run(out, models, resume=True, options=OPTS)
+
+
+def test_resume_into_a_new_or_empty_folder_starts_the_run(tmp_path):
+    out = tmp_path / "run"
+    check_training_run(out, out / "models", resume=True, options=OPTS)  # new folder: trains (with a warning)
+    (out / "models").mkdir(parents=True)
+    (out / "models" / "notes.json").write_text("{}")
+    start_training_run(out, out / "models", resume="true", options=OPTS)
+    assert (out / ".run.lock").exists()
 
 
 def test_overwrite_removes_the_old_checkpoints_at_start(tmp_path):
@@ -282,8 +334,7 @@ def test_a_run_that_trained_keeps_its_folder_and_a_failed_one_keeps_older_files(
 
     old = _paths(out)  # a later run into this folder that fails early removes only what it created
     start_training_run(out, out / "models", resume=True, options=OPTS)
-    (out / "prior_x").mkdir()
-    (out / "prior_x" / "normalizer.json").write_text("{}")
+    (out / "prior_x" / "logs").mkdir(parents=True)
     SummaryWriter(str(out / "logs")).close()
     finish_training_run(out, completed=False)
     assert _paths(out) == old
@@ -293,6 +344,23 @@ def test_a_run_that_trained_keeps_its_folder_and_a_failed_one_keeps_older_files(
     torch.save({"w": 1}, out / "models" / "resume_checkpoint_1.pt")
     finish_training_run(out, completed=False)
     assert (out / "models" / "resume_checkpoint_1.pt").exists()
+
+
+def test_cleanup_at_exit_keeps_the_files_another_process_wrote_meanwhile(tmp_path):
+    """An evaluation takes no lock: its report, written into the folder while a training run failed, stays;
+    the run's own lock, settings, empty TensorBoard file and empty folders go."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = tmp_path / "outputs" / "run"
+    start_training_run(out, out / "models", options=OPTS)
+    (out / "models").mkdir()
+    SummaryWriter(str(out / "logs")).close()
+    (out / "eval" / "per_case").mkdir(parents=True)  # a concurrent evaluation run
+    (out / "eval" / "metrics.json").write_text('{"dice": 0.9}')
+    (out / "eval" / "per_case" / "case1.csv").write_text("dice\n0.9\n")
+    (out / "notes.txt").write_text("another process's file")
+    finish_training_run(out, completed=False)
+    assert _paths(out) == ["eval", "eval/metrics.json", "eval/per_case", "eval/per_case/case1.csv", "notes.txt"]
 
 
 # ----------------------------------------------------------------------------------------------- the last line

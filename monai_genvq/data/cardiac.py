@@ -519,7 +519,11 @@ def _raw_pixdim(path: str | os.PathLike, img: Any) -> Sequence[float]:
 
 
 def _load_nifti(path: str | os.PathLike, what: str = "NIfTI file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a NIfTI file: data, voxel spacing (checked against the cardiac bounds) and affine."""
+    """Read a NIfTI file: data, voxel spacing (checked against the cardiac bounds) and affine.
+
+    As in :func:`~monai_genvq.data.volumes.nifti_spacing_problem`, only spatial axes longer than one voxel
+    are checked: the size of the one slice of a single-slice file is often not set (zero) and means nothing.
+    """
     import nibabel as nib
 
     try:
@@ -534,8 +538,9 @@ def _load_nifti(path: str | os.PathLike, what: str = "NIfTI file") -> tuple[np.n
     if spacing.size < 3:
         spacing = np.concatenate([spacing, np.ones(3 - spacing.size)])
     (lo, hi), (zlo, zhi) = INPLANE_SPACING_MM, SLICE_SPACING_MM
-    plausible = np.all(np.isfinite(spacing)) and lo <= spacing[0] <= hi and lo <= spacing[1] <= hi
-    if not plausible or not zlo <= spacing[2] <= zhi:
+    checked = [axis for axis in range(3) if axis < data.ndim and data.shape[axis] > 1]
+    bounds = ((lo, hi), (lo, hi), (zlo, zhi))
+    if not all(np.isfinite(spacing[a]) and bounds[a][0] <= spacing[a] <= bounds[a][1] for a in checked):
         raise CardiacDataError(
             f"{what} '{path}' has voxel spacing {tuple(float(v) for v in spacing)} mm: implausible for cardiac "
             f"cine MRI (in-plane must be in [{lo}, {hi}] mm, slice thickness in [{zlo}, {zhi}] mm; "
@@ -561,6 +566,24 @@ def _select_frame(data: np.ndarray, frame: int, path: str, what: str, source: st
 
 
 _POSITIVE_CODE = {"L": "R", "R": "R", "P": "A", "A": "A", "I": "S", "S": "S"}
+
+#: largest difference of the unit axis directions (direction cosines) of an image and its ground truth that
+#: still counts as the same orientation (rounding between qform and sform is ~1e-6; 1e-3 is ~0.06 degrees)
+ORIENTATION_TOLERANCE = 1e-3
+
+
+def _direction_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference between the unit voxel-axis directions (normalised affine columns) of two affines.
+
+    Example:
+        >>> _direction_difference(np.diag([1.5, 1.5, 10.0, 1.0]), np.diag([1.2, 1.2, 8.0, 1.0]))
+        0.0
+        >>> _direction_difference(np.diag([1.5, 1.5, 10.0, 1.0]), np.diag([-1.5, 1.5, 10.0, 1.0]))
+        2.0
+    """
+    da, db = (np.asarray(m, dtype=np.float64)[:3, :3] for m in (a, b))
+    da, db = da / np.linalg.norm(da, axis=0), db / np.linalg.norm(db, axis=0)
+    return float(np.max(np.abs(da - db)))
 
 
 def canonical_axcodes(affine: np.ndarray, current: bool = False) -> str:
@@ -666,12 +689,16 @@ def load_cardiac_ed(record: Mapping[str, Any], require_labels: Sequence[str] = (
             f"ground truth '{label_path}' at the end-diastolic frame lacks {missing} (has only {sorted(present)})"
         )
     check_label_convention(label, convention, f"ground truth '{label_path}'")
-    image_codes, label_codes = canonical_axcodes(affine, True), canonical_axcodes(label_affine, True)
-    if image_codes != label_codes:
+    difference = _direction_difference(affine, label_affine)
+    if difference > ORIENTATION_TOLERANCE:
+        image_codes, label_codes = canonical_axcodes(affine, True), canonical_axcodes(label_affine, True)
         raise CardiacDataError(
             f"image '{image_path}' and ground truth '{label_path}' have different orientations (voxel axes "
-            f"{image_codes} and {label_codes} in their affines): the label would not lie on the image"
+            f"{image_codes} and {label_codes} in their affines; their axis directions differ by up to "
+            f"{difference:.3g}, more than {ORIENTATION_TOLERANCE}): the label would not lie on the image"
         )
+    # the same orientation (up to rounding): both are reoriented by the image's affine, so that an axis code
+    # flipped by rounding (a double-oblique stack near 45 degrees) cannot reorient them differently
     image, spacing, _ = _to_canonical(image, affine, spacing)
-    label, _, _ = _to_canonical(label, label_affine, spacing)
+    label, _, _ = _to_canonical(label, affine, spacing)
     return {**record, "image": image, "label": label, "spacing": spacing}

@@ -33,6 +33,7 @@ target with ``os.replace``; only then are the outdated files removed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -47,7 +48,7 @@ from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 
 from monai_genvq.engines.distributed import is_rank_zero
-from monai_genvq.utils.fileio import atomic_path
+from monai_genvq.utils.fileio import atomic_path, write_json
 from monai_genvq.utils.random_state import (
     capture_random_state,
     check_random_state,
@@ -181,6 +182,40 @@ def _purge_tensorboard_after(engine: Engine, step: int) -> None:
     for writer in _tensorboard_writers(engine):
         writer._get_file_writer().add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
         writer.flush()
+
+
+_SCHEDULE_PROGRESS = frozenset(
+    {"last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial", "base_lrs", "verbose"}
+)
+
+
+def _schedule_shapes(objects: Mapping[str, Any]) -> list[tuple[Any, dict]]:
+    """The LR schedulers among ``objects`` with their configured shape (``T_max``, ``step_size``, ``gamma`` ...):
+    every entry of their ``state_dict`` except the progress through the schedule. A resume with a larger
+    ``--max_epochs`` then continues on the longer schedule the config builds (as an uninterrupted run with
+    that ``max_epochs`` would), instead of the interrupted run's shorter one."""
+    shapes = []
+    for obj in objects.values():
+        if isinstance(obj, torch.optim.lr_scheduler.LRScheduler):
+            shape = {k: v for k, v in obj.state_dict().items() if k not in _SCHEDULE_PROGRESS}
+            shapes.append((obj, shape))
+    return shapes
+
+
+def _reshape_schedule(scheduler: Any, shape: dict) -> None:
+    """Give a loaded scheduler the configured ``shape``; when it differs from the loaded one (a resume with a larger
+    ``--max_epochs``), set the learning rates to the new schedule's value at the current step: chainable schedulers
+    (cosine) update the previous rate recursively, so the old schedule's end value would otherwise carry on."""
+    loaded = {k: scheduler.__dict__.get(k) for k in shape}
+    if loaded == shape:
+        return
+    scheduler.__dict__.update(shape)
+    if hasattr(scheduler, "_get_closed_form_lr"):  # torch's closed form of the schedule at ``last_epoch``
+        for group, lr in zip(scheduler.optimizer.param_groups, scheduler._get_closed_form_lr()):
+            group["lr"] = lr
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    else:
+        logger.warning(f"{type(scheduler).__name__}: schedule changed on resume; its learning rate continues as saved")
 
 
 class _RandomStateRecord:
@@ -380,11 +415,14 @@ class ResumeFromLatest:
                 f"checkpoint {path} lacks {missing} (holds {sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__})"
             )
         max_epochs = engine.state.max_epochs
+        schedule_shapes = _schedule_shapes(self._objects)
         try:
             Checkpoint.load_objects(to_load=self._objects, checkpoint=checkpoint, strict=self.strict)
         except Exception as e:
             raise CorruptCheckpointError(f"checkpoint {path} does not match this training config: {e}") from e
         engine.state.max_epochs = max_epochs
+        for scheduler, shape in schedule_shapes:  # the config decides the schedule, the checkpoint where we are in it
+            _reshape_schedule(scheduler, shape)
         record = checkpoint.get("random_state")
         if isinstance(record, Mapping) and "at_save" in record:
             tracker = self._tracker
@@ -393,7 +431,7 @@ class ResumeFromLatest:
                     tracker.resume_from(record["at_pass_start"], record["drawn"], record["at_save"])
                 else:
                     restore_random_state(record["at_save"], tracker.generators if tracker else [])
-            except (ValueError, KeyError, RuntimeError, TypeError) as e:
+            except (ValueError, KeyError, IndexError, RuntimeError, TypeError) as e:
                 raise CorruptCheckpointError(f"checkpoint {path} does not match this training config: {e}") from e
         else:
             logger.warning(f"{path} holds no random state (an older checkpoint): the resumed run's data order differs")
@@ -405,15 +443,23 @@ class ResumeFromLatest:
 class AtomicCheckpointSaver(CheckpointSaver):
     """:class:`monai.handlers.CheckpointSaver` whose files are written atomically (temporary file + ``os.replace``).
 
-    Same arguments as MONAI's saver. A process killed while saving leaves the previous file (or
-    none), never a truncated one; an outdated file (the previous best ``model.pt``, an interval
-    checkpoint beyond ``n_saved``) is removed only after its replacement is complete.
+    Same arguments as MONAI's saver, plus ``resume_key_metric``. A process killed while saving leaves
+    the previous file (or none), never a truncated one; an outdated file (the previous best
+    ``model.pt``, an interval checkpoint beyond ``n_saved``) is removed only after its replacement
+    is complete.
+
+    The best score of the key-metric file is written beside it (``model.pt.score.json``; MONAI's
+    ``key_metric_save_state`` would instead change ``model.pt`` into a dict that strict loaders of
+    the bare weights refuse). With ``resume_key_metric=True`` (the bundles pass ``@resume``) that
+    score is read back, so a resumed run replaces the best model only with a better one (MONAI's
+    saver starts with an empty history: the first validation after a resume would overwrite the
+    best model whatever its score).
 
     Example:
         >>> saver = AtomicCheckpointSaver("/tmp/ckpts", {"model": torch.nn.Linear(2, 1)}, save_final=True)
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, resume_key_metric: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if checkpoint is not None and isinstance(checkpoint.save_handler, DiskSaver):
@@ -421,3 +467,30 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 checkpoint.save_handler = _WriteFirstDiskSaver(
                     old.dirname, filename=getattr(old, "filename", None), save_on_rank=old.save_on_rank
                 )
+        if resume_key_metric and self._key_metric_checkpoint is not None:
+            self._load_best_score()
+
+    def _score_file(self) -> Path | None:
+        filename = getattr(self._key_metric_checkpoint.save_handler, "filename", None)
+        return Path(self.save_dir) / f"{filename}.score.json" if filename else None
+
+    def metrics_completed(self, engine: Engine) -> None:
+        super().metrics_completed(engine)
+        score_file = self._score_file()
+        if score_file is not None and is_rank_zero() and self._key_metric_checkpoint._saved:
+            saved = [[float(item.priority), item.filename] for item in self._key_metric_checkpoint._saved]
+            write_json(score_file, {"file": score_file.name[: -len(".score.json")], "saved": saved})
+
+    def _load_best_score(self) -> None:
+        score_file = self._score_file()
+        if score_file is None or not score_file.is_file():
+            return
+        try:
+            record = json.loads(score_file.read_text())
+            saved = [(float(priority), str(name)) for priority, name in record["saved"]]
+            best = Path(self.save_dir) / record["file"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CorruptCheckpointError(f"cannot read the best model's score {score_file}: {e}") from e
+        if best.is_file():  # the score of a model that is still there (not of one removed by --overwrite)
+            self.load_state_dict({"_saved": saved})
+            logger.info(f"resumed the best-model tracking from {score_file}: best score {max(p for p, _ in saved)}")

@@ -124,4 +124,6 @@ def restore_random_state(state: dict[str, Any], generators: list[_Generator] = (
         else:
             gen.set_state(saved["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a run resumed with fewer (or more) visible GPUs restores the devices both runs have
+        for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, device)

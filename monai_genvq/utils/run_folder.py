@@ -8,6 +8,8 @@ A training run writes into ``<output_dir>`` (checkpoints in ``<ckpt_dir>``). The
 * a new run (``resume`` false) never mixes with a trained one: a checkpoint folder that already holds
   checkpoints (``model.pt``, ``model_final.pt``, ``resume_checkpoint_*.pt``) is refused unless the user
   says ``--resume true`` (continue) or ``--overwrite true`` (start again: the old checkpoints are removed);
+  ``--resume true`` on a folder with trained models but no ``resume_checkpoint_*.pt`` is refused too (there
+  is nothing to resume from; it would train from scratch over the models);
 * a resume never continues a different run: the run's options are stored in ``run_settings.json`` and
   ``--resume true`` with different options (except those a resume may change, :data:`RESUME_MAY_CHANGE`)
   is refused, listing the differences;
@@ -15,7 +17,8 @@ A training run writes into ``<output_dir>`` (checkpoints in ``<ckpt_dir>``). The
   fills at least one batch;
 * a run that fails before training leaves no folders behind: everything is checked before anything is
   created, and at exit, when the run produced no checkpoint and no TensorBoard data, what it created
-  (the folder, the lock, the settings, empty folders and empty TensorBoard files of handlers) is removed.
+  (the folder, the lock, the settings, empty folders and empty TensorBoard files of handlers) is removed;
+  no other file is deleted (an evaluation, which takes no lock, may write into the folder meanwhile).
 
 Every config calls it twice: :func:`check_training_run` before anything is built (a wrong option or a
 locked or trained folder fails in a second), and :func:`start_training_run` after the training data
@@ -30,9 +33,11 @@ import atexit
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".run.lock"
 SETTINGS_NAME = "run_settings.json"
+#: the checkpoints a resume continues from (``ResumeFromLatest``: ``<file_prefix>_checkpoint_<iteration>.pt``,
+#: ``resume_checkpoint_<iteration>.pt`` by default)
+_RESUME_CHECKPOINT = re.compile(r"^.+_checkpoint_\d+\.pt$")
 #: options a resumed run may change without becoming a different run
 RESUME_MAY_CHANGE = frozenset(
     {
@@ -102,6 +110,21 @@ def trained_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".pt" and not p.name.startswith(".") and p.is_file())
 
 
+_TOKEN: tuple[int, str] = (-1, "")
+
+
+def _process_token() -> str:
+    """A random token, one per process (a forked child gets its own), that marks this process's locks.
+
+    Pid and host name alone do not identify a process: two containers with the same host name can both
+    run the training as pid 1 and would each take the other's live lock for its own.
+    """
+    global _TOKEN
+    if _TOKEN[0] != os.getpid():
+        _TOKEN = (os.getpid(), uuid.uuid4().hex)
+    return _TOKEN[1]
+
+
 def _read_lock(lock: Path) -> dict:
     try:
         holder = json.loads(lock.read_text())
@@ -111,12 +134,18 @@ def _read_lock(lock: Path) -> dict:
 
 
 def _holder_state(holder: Mapping) -> str:
-    """``self`` (this process), ``alive``, ``dead`` (a process of this host that is gone) or ``unknown``."""
+    """``self`` (this process), ``alive``, ``dead`` (a process of this host that is gone) or ``unknown``.
+
+    Only the lock's token says ``self``; a lock with this process's pid and host but another token (or none)
+    belongs to another process (another container with the same host name and pid): it counts as alive.
+    """
+    if holder.get("token") == _process_token():
+        return "self"
     pid, host = holder.get("pid"), holder.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return "unknown"
     if pid == os.getpid():
-        return "self"
+        return "alive"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -145,11 +174,12 @@ def _check_lock(output_dir: Path) -> None:
 
 
 def _acquire_lock(output_dir: Path) -> Path:
-    """Create ``<output_dir>/.run.lock`` (``O_CREAT | O_EXCL``) with this process's pid, host and start time."""
+    """Create ``<output_dir>/.run.lock`` (``O_CREAT | O_EXCL``) with this process's pid, host, token and start time."""
     lock = output_dir / LOCK_NAME
     payload = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        "token": _process_token(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     for _ in range(3):
@@ -281,6 +311,13 @@ def check_training_run(
         raise RunFolderError(
             f"output folder {output_dir} already holds a trained run ({ckpt_dir}: {names}). "
             f"Use --resume true to continue it, or --overwrite true to start again (its checkpoints are removed)."
+        )
+    if resume and found and not any(_RESUME_CHECKPOINT.match(p.name) for p in found):
+        names = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise RunFolderError(
+            f"--resume true: there is nothing to resume from in {ckpt_dir}: it holds trained models ({names}) but "
+            f"no resume checkpoint (resume_checkpoint_*.pt), and resuming would train from scratch over them. "
+            f"Use --overwrite true to start again (its checkpoints are removed), or another output folder."
         )
     stored_path = _settings_path(output_dir, settings_file)
     if resume and stored_path.is_file():
@@ -432,18 +469,36 @@ def _produced_results(run: _Run) -> bool:
 
 
 def _remove_created(run: _Run) -> None:
-    """Remove the files and folders under ``output_dir`` that did not exist before the run, then empty parents."""
-    for path in sorted(run.output_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        rel = str(path.relative_to(run.output_dir))
-        if rel in run.before:
+    """Remove what this run itself created under ``output_dir``, then ``output_dir`` and its parents if empty.
+
+    Only these files go, and only when they did not exist before the run: the lock (if still there and
+    this process's), the run's settings file and TensorBoard event files without data (written by the
+    handlers when instantiated). Then the folders created during the run that are now empty, deepest
+    first. Any other file stays, whoever wrote it: another process (an evaluation, which takes no lock)
+    may write under ``output_dir`` meanwhile.
+    """
+
+    def new(path: Path) -> bool:
+        try:
+            return str(path.relative_to(run.output_dir)) not in run.before
+        except ValueError:  # a settings file outside output_dir: left alone
+            return False
+
+    _release_lock(run.output_dir)
+    if run.settings.is_file() and not run.settings.is_symlink() and new(run.settings):
+        run.settings.unlink(missing_ok=True)
+    paths = sorted(run.output_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+    for path in paths:
+        if not new(path) or path.is_symlink():
             continue
-        if path.is_dir() and not path.is_symlink():
+        if path.is_file() and path.name.startswith("events.out.tfevents") and not _has_event_data(path):
+            path.unlink(missing_ok=True)
+    for path in paths:  # deepest first: a folder emptied above goes before its parent is tried
+        if new(path) and path.is_dir() and not path.is_symlink():
             try:
                 path.rmdir()
-            except OSError:
+            except OSError:  # not empty: it holds someone's files
                 pass
-        else:
-            path.unlink(missing_ok=True)
     _remove_empty_created_folders(run)
 
 
@@ -468,8 +523,9 @@ def finish_training_run(output_dir: str | os.PathLike | None = None, completed: 
     Args:
         output_dir: the folder given to :func:`start_training_run`; None: every run this process started.
         completed: False at exit of a run that did not reach ``finalize``: when it produced no checkpoint
-            and no TensorBoard data, what it created under ``output_dir`` (and ``output_dir`` itself, and
-            the parents it created, once empty) is removed.
+            and no TensorBoard data, what it created under ``output_dir`` (its lock and settings, TensorBoard
+            files without data, then the folders it created, ``output_dir`` and its parents included, once
+            empty) is removed; other files stay.
 
     Example:
         >>> finish_training_run("/no/such/run")  # nothing started there: nothing to do
