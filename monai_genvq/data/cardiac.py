@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from monai_genvq.data.volumes import raw_nifti_header
+
 __all__ = [
     "ACDC_TO_INTERNAL",
     "CARDIAC_LABELS",
@@ -507,15 +509,11 @@ def check_label_convention(
 
 def _raw_pixdim(path: str | os.PathLike, img: Any) -> Sequence[float]:
     """The voxel sizes as stored: nibabel fixes the header on load (0 -> 1, negative -> absolute value)."""
-    import nibabel as nib
-
-    if str(path).endswith((".nii", ".nii.gz")) and "pixdim" in img.header:
-        try:
-            with nib.openers.ImageOpener(str(path)) as f:
-                return type(img.header).from_fileobj(f, check=False)["pixdim"][1:4]
-        except Exception:  # the header was read once already; fall back to nibabel's view of it
-            pass
-    return img.header.get_zooms()[:3]
+    try:
+        header = raw_nifti_header(path)
+    except Exception:  # the header was read once already; fall back to nibabel's view of it
+        header = None
+    return header["pixdim"][1:4] if header is not None else img.header.get_zooms()[:3]
 
 
 def _load_nifti(path: str | os.PathLike, what: str = "NIfTI file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,9 +10,7 @@ with ``SaveImage`` in their own geometry, under names from :func:`volume_stem` (
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,19 +86,17 @@ def _is_nifti(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith((".nii", ".nii.gz"))
 
 
-def _raw_nifti_header(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(dim, pixdim) exactly as stored in a NIfTI-1/2 header (nibabel silently 'fixes' 0 and negative pixdim)."""
-    opener = gzip.open if str(path).lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        raw = handle.read(540)
-    for order in "<>":
-        if len(raw) >= 348 and struct.unpack(f"{order}i", raw[:4])[0] == 348:  # NIfTI-1
-            return np.array(struct.unpack(f"{order}8h", raw[40:56])), np.array(struct.unpack(f"{order}8f", raw[76:108]))
-        if len(raw) >= 540 and struct.unpack(f"{order}i", raw[:4])[0] == 540:  # NIfTI-2
-            return np.array(struct.unpack(f"{order}8q", raw[16:80])), np.array(
-                struct.unpack(f"{order}8d", raw[104:168])
-            )
-    return None
+def raw_nifti_header(path: str | os.PathLike) -> Any:
+    """The NIfTI-1/2 header of ``path`` exactly as stored (None for another format).
+
+    nibabel "fixes" a header when it loads it (a zero or negative ``pixdim`` becomes positive);
+    ``from_fileobj(check=False)`` reads it without those fixes, so the checks see what the file says.
+    """
+    header = nib.load(str(path)).header  # header only: the voxels stay on disk
+    if not isinstance(header, nib.Nifti1Header):  # Nifti2Header is a subclass
+        return None
+    with nib.openers.ImageOpener(str(path)) as handle:
+        return type(header).from_fileobj(handle, check=False)
 
 
 def nifti_spacing_problem(path: str | os.PathLike, affine: Any = None) -> str | None:
@@ -113,12 +109,12 @@ def nifti_spacing_problem(path: str | os.PathLike, affine: Any = None) -> str | 
         "voxel spacing (pixdim) of axis 1 is 0.0; it must be a finite positive size in mm"
     """
     try:
-        header = _raw_nifti_header(Path(path))
+        header = raw_nifti_header(path)
     except Exception:  # unreadable headers are reported by the reader itself
         return None
     if header is None:
         return None
-    dim, pixdim = header
+    dim, pixdim = np.asarray(header["dim"]), np.asarray(header["pixdim"])
     n = int(min(max(dim[0], 0), 3))
     for axis in range(1, n + 1):
         if dim[axis] > 1 and not (np.isfinite(pixdim[axis]) and pixdim[axis] > 0):
