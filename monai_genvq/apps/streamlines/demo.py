@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict = {"bundle_root": str(bundle_dir), "logging_file": str(bundle_dir / "configs" / "logging.conf")}
     if args.max_epochs is not None:
         overrides["max_epochs"] = args.max_epochs
+        val_interval = json.loads((bundle_dir / "configs" / "train.json").read_text())["val_interval"]
+        if args.max_epochs < val_interval:  # validate (and save the best model.pt) at least once
+            overrides["val_interval"] = args.max_epochs
     if args.dataset_dir:
         overrides.update(dataset="tractoinferno", dataset_dir=args.dataset_dir)
 
