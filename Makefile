@@ -7,7 +7,9 @@ PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint format test test-fast bench clean
+LABEL_STAMP := $(VENV)/.installed-label
+
+.PHONY: install install-label demo lint format test test-fast bench clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,17 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# MONAI Label (docs/monai_label.md): monailabel and pydicom-seg without their declared dependencies
+# (sam2 would build from source and pull a CUDA torch; pydicom-seg pins numpy < 2), then what the
+# server imports at run time (requirements/label.txt, which says what is left out and why)
+$(LABEL_STAMP): $(STAMP) requirements/label.txt
+	$(PIP) install -q --disable-pip-version-check -c $(CONSTRAINTS) --no-deps monailabel==0.8.5 pydicom-seg==0.4.1
+	$(PIP) install -q --disable-pip-version-check -c $(CONSTRAINTS) -r requirements/label.txt
+	$(PY) -c "import monai_genvq.apps.monai_label.app"
+	touch $(LABEL_STAMP)
+
+install-label: $(LABEL_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m monai_genvq.apps.streamlines.demo

@@ -13,6 +13,7 @@ the other model-zoo checks, in ``tests/test_model_zoo.py``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -282,9 +283,10 @@ def test_bundle_infer_task_path(bundle, tmp_path):
 
 def test_monailabel_bundle_infer_task(tmp_path):
     """MONAI Label's own BundleInferTask on every image bundle (needs ``pip install monailabel``, which pulls torchvision)."""
-    pytest.importorskip(
-        "monailabel.tasks.infer.bundle", reason="monailabel is not installed (its import needs torchvision)"
-    )
+    pytest.importorskip("monailabel", reason="monailabel is not installed (make install-label)")
+    from monai_genvq.apps.monai_label import keep_torchvision_off_import_path
+
+    keep_torchvision_off_import_path()  # MONAI Label's BundleInferTask module imports torchvision.utils
     from monailabel.tasks.infer.bundle import BundleInferTask
 
     for bundle in BUNDLES:
@@ -307,6 +309,42 @@ def test_monailabel_bundle_infer_task(tmp_path):
         assert isinstance(pred, torch.Tensor), bundle.name
         expected = SLICE_SHAPE if kind == "slice" else VOLUME_SHAPE  # Restored drops a volume's singleton channel
         assert tuple(pred.shape[-len(expected) :]) == expected, (bundle.name, pred.shape)
+
+
+def test_genvq_infer_task_serves_the_input_geometry(tmp_path):
+    """Our MONAI Label infer task on each served bundle: the written label map has the input's shape and affine."""
+    pytest.importorskip("monailabel", reason="monailabel is not installed (make install-label)")
+    from monai_genvq.apps.monai_label import read_monai_label_spec
+    from monai_genvq.apps.monai_label.tasks import GenVQInferTask
+    from monai_genvq.data import LoadVolume
+
+    served = [b for b in BUNDLES if read_monai_label_spec(b).served]
+    assert {b.name for b in served} == {
+        "anatomical_prior_seg",
+        "hyperbolic_toy_seg",
+        "hyperbolic_brats_seg",
+        "hyperbolic_cryoet_seg",
+    }
+    for bundle in served:
+        root = tmp_path / bundle.name
+        shutil.copytree(bundle / "configs", root / "configs")
+        source = _make_input(bundle, root)
+        _save_fresh_weights(bundle, root)
+        task = GenVQInferTask(str(root), {})
+        assert task.is_valid() and task.labels == read_monai_label_spec(bundle)["labels"], bundle.name
+        data = {"image": str(source), "image_path": str(source), "device": "cpu", "model_filename": "model.pt"}
+        for t in task.pre_transforms(data):
+            data = t(data)
+        data = task.run_inferer(data, device="cpu")
+        for t in task.post_transforms(data):
+            data = t(data)
+        written, _ = task.writer(data)
+        result, src = (LoadVolume(image_only=True)(f) for f in (written, str(source)))
+        assert result.shape == src.shape, (bundle.name, result.shape, src.shape)
+        assert np.allclose(result.affine, src.affine), bundle.name
+        values = set(np.unique(np.asarray(result)).astype(int).tolist())
+        assert values <= {0, *task.labels.values()}, (bundle.name, values)
+        os.remove(written)
 
 
 @pytest.mark.slow

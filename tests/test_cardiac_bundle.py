@@ -85,7 +85,10 @@ def test_cli_mnms_training_and_cross_domain_evaluation(cache_dir, tmp_path):
     assert (models / "model.pt").is_file() and (models / "model_final.pt").is_file() and "val_ssim" in out
     run_bundle("evaluating", configs + [CONFIGS / "evaluate.json", CONFIGS / "cross_domain.json"], tmp_path, *DATA)
     metrics = json.loads((tmp_path / "outputs" / "mnms" / "attri_vae" / "eval_acdc" / "metrics.json").read_text())
-    assert metrics["dataset"] == "acdc:test (trained on mnms)" and metrics["n_images"] == 3
+    assert (
+        metrics["dataset"] == "synthetic ACDC-layout phantom (test split), trained on synthetic M&Ms-layout phantom"
+        and metrics["n_images"] == 3
+    )
     assert list(metrics["ssim_per_domain"]) == ["ACDC"] and metrics["regularized_dims"] == [0, 1, 2]
 
 

@@ -299,3 +299,25 @@ def test_3d_where_4d_expected_nonfinite_and_unreadable(mnms_root, tmp_path):
         load_cardiac_ed({**rec, "image": str(pt)})
     with pytest.raises(CardiacDataError, match="does not exist"):
         load_cardiac_ed({**rec, "image": str(tmp_path / "nope.nii.gz")})
+
+
+def test_plain_image_label_pairs_load_as_one_frame(acdc_root, tmp_path):
+    """MONAI Label's ``{image, label}`` records (no ``ed_frame``): a 2-D slice or a 3-D stack, internal labels."""
+    case = load_cardiac_ed(discover_acdc(acdc_root)[0])
+    z = next(z for z in range(case["label"].shape[2]) if set(np.unique(case["label"][..., z])) >= {1, 2, 3})
+    affine = np.diag([1.5, 1.5, 8.0, 1.0])
+    nib.save(nib.Nifti1Image(case["image"][..., z], affine), tmp_path / "sa.nii.gz")
+    nib.save(nib.Nifti1Image(case["label"][..., z].astype(np.uint8), affine), tmp_path / "sa_seg.nii.gz")
+    pair = load_cardiac_ed({"image": str(tmp_path / "sa.nii.gz"), "label": str(tmp_path / "sa_seg.nii.gz")})
+    assert pair["image"].shape == case["image"].shape[:2] + (1,)
+    assert np.array_equal(pair["label"][..., 0], case["label"][..., z])  # the internal numbering is kept
+    nib.save(
+        nib.Nifti1Image(case["label"][..., z][..., None, None].repeat(3, 3).astype(np.uint8), affine),
+        tmp_path / "cine.nii.gz",
+    )
+    with pytest.raises(CardiacDataError, match=r"cine.nii.gz.*without 'ed_frame'"):
+        load_cardiac_ed({"image": str(tmp_path / "sa.nii.gz"), "label": str(tmp_path / "cine.nii.gz")})
+    empty = np.zeros_like(case["label"][..., z], dtype=np.uint8)
+    nib.save(nib.Nifti1Image(empty, affine), tmp_path / "empty.nii.gz")
+    with pytest.raises(CardiacDataError, match=r"empty.nii.gz' is empty$"):
+        load_cardiac_ed({"image": str(tmp_path / "sa.nii.gz"), "label": str(tmp_path / "empty.nii.gz")})

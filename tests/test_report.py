@@ -24,6 +24,7 @@ from monai_genvq.utils.tables import format_mean_std
 from monai_genvq.visualize import (
     image_grid,
     project_codes,
+    pyplot,
     save_image_grid,
     save_latent_projection,
     save_segmentation_slices,
@@ -485,3 +486,151 @@ def test_report_tolerates_other_schemas_and_figure_paths(tmp_path):
     assert "](bundles/anatomical_prior_seg/outputs/default/eval/overlays.png)" in text
     assert "| loss | 0.125 ± 0.000 |" in text and "| auc | 0.9 |" not in text and "| auc | 0.900 |" in text
     assert "Not run: other." in text
+
+
+# the data description each evaluation writes into metrics.json and the title of metrics.md: the embedded
+# phantom (empty dataset_dir) must not read like the real dataset (it once read "acdc:test" either way)
+_TITLE_CASES = [
+    ("cardiac_attri_sivae", ["train.json", "evaluate.json"], "validate#handlers#2#dataset", "ACDC (test split)"),
+    ("vq_quantizers", ["train.json", "evaluate.json"], "validate#handlers#2#dataset", "ACDC (test split)"),
+    (
+        "streamlines_vqdiff",
+        ["train.json", "evaluate.json"],
+        "validate#handlers#2#dataset",
+        "TractoInferno at /data/X (validation split)",
+    ),
+    (
+        "hyperbolic_toy_seg",
+        ["train.json", "evaluate.json"],
+        "evaluation#dataset",
+        "hierarchy-toy volumes at /data/X (test split)",
+    ),
+    ("hyperbolic_brats_seg", ["train.json", "evaluate.json"], "evaluation#dataset", "BraTS at /data/X (test split)"),
+    ("hyperbolic_cryoet_seg", ["train.json", "evaluate.json"], "evaluation#dataset", "cryo-ET at /data/X (test split)"),
+]
+
+
+@pytest.mark.parametrize("bundle,configs,key,real", _TITLE_CASES, ids=[c[0] for c in _TITLE_CASES])
+def test_evaluation_title_says_synthetic_phantom_or_real_dataset(bundle, configs, key, real):
+    from monai.bundle import ConfigParser
+
+    def title(dataset_dir):
+        parser = ConfigParser()
+        parser.read_config([str(REPO / "bundles" / bundle / "configs" / c) for c in configs])
+        parser["bundle_root"], parser["dataset_dir"] = str(REPO / "bundles" / bundle), dataset_dir
+        return parser.get_parsed_content(key)
+
+    phantom = title("")
+    assert phantom.startswith("synthetic ") and phantom.endswith(" split)") and ":" not in phantom, phantom
+    assert title("/data/X") == real
+
+
+def test_cardiac_cross_domain_title_names_both_datasets():
+    from monai.bundle import ConfigParser
+
+    configs = ["train.json", "mnms.json", "evaluate.json", "cross_domain.json"]
+    parser = ConfigParser()
+    parser.read_config([str(REPO / "bundles" / "cardiac_attri_sivae" / "configs" / c) for c in configs])
+    parser["bundle_root"], parser["dataset_dir"] = str(REPO / "bundles" / "cardiac_attri_sivae"), "/data/MnM"
+    assert parser.get_parsed_content("validate#handlers#2#dataset") == (
+        "synthetic ACDC-layout phantom (test split), trained on M&Ms"
+    )
+
+
+# ------------------------------------------------------------------ what each figure tells its reader
+
+
+def _texts(legend):
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_attribute_traversal_labels_attribute_and_latent_values():
+    from monai_genvq.apps.cardiac.figures import _attribute_traversal_figure
+
+    names = ["LVEDV (z0)", "MEDV (z1)"]
+    row_values = [[-1.5, 0.0, 1.5], [0.25, 0.5, 0.75]]
+    fig = _attribute_traversal_figure(torch.rand(2, 3, 1, 8, 8), names, [0.0, 0.5, 1.0], row_values=row_values)
+    axes = np.asarray(fig.axes).reshape(2, 3)
+    assert [axes[i, 0].get_ylabel() for i in range(2)] == names
+    assert [[ax.get_xlabel() for ax in row] for row in axes] == [
+        ["-1.50", "+0.00", "+1.50"],
+        ["+0.25", "+0.50", "+0.75"],
+    ]
+    assert "latent" in fig._supxlabel.get_text()
+    with pytest.raises(ValueError, match="row_values"):
+        _attribute_traversal_figure(torch.rand(2, 3, 1, 8, 8), names, [0.0, 0.5, 1.0], row_values=row_values[:1])
+    pyplot().close(fig)
+
+
+def test_overlay_grid_has_column_titles_and_a_label_legend(tmp_path, monkeypatch):
+    from matplotlib.colors import to_rgb
+
+    from monai_genvq.visualize import LABEL_COLOURS, label_overlay, save_overlay_grid
+    from monai_genvq.visualize.segmentation import _overlay_grid_figure
+
+    lab = np.zeros((8, 8), int)
+    lab[2:4, 2:4], lab[5:7, 5:7] = 1, 3
+    rows = [[label_overlay(np.random.rand(8, 8), m) for m in (None, lab, lab)]] * 2
+    titles = ["image", "ground truth", "anatomical prior VAE (unsupervised)"]
+    fig = _overlay_grid_figure(rows, titles, ["LV", "MYO", "RV"])
+    assert [ax.get_title().replace("\n", " ") for ax in fig.axes[:3]] == titles
+    (legend,) = fig.legends
+    assert _texts(legend) == ["LV", "MYO", "RV"]
+    assert [to_rgb(p.get_facecolor()) for p in legend.legend_handles] == [to_rgb(c) for c in LABEL_COLOURS[:3]]
+    pyplot().close(fig)
+    _png(save_overlay_grid(rows, tmp_path / "overlays.png", column_titles=titles, label_names=["LV", "MYO", "RV"]))
+
+    # the anatomical-prior report passes its columns and label names
+    from monai_genvq.apps.anatomical_prior import SegmentationReport
+    from monai_genvq.apps.anatomical_prior import report as ap_report
+
+    seen = {}
+    monkeypatch.setattr(ap_report, "save_overlay_grid", lambda rows, path, **kw: seen.update(kw))
+    report = SegmentationReport(tmp_path, ["LV", "MYO", "RV"], n_figure=1)
+    report.results = {"k-means": {}}
+    report.samples = {"k-means": [(np.random.rand(8, 8), lab, lab)]}
+    report.write_figure(tmp_path / "o.png")
+    assert seen == {"column_titles": ["image", "ground truth", "k-means"], "label_names": ["LV", "MYO", "RV"]}
+
+
+def test_segmentation_slices_have_a_cluster_legend():
+    from monai_genvq.visualize.slices import _segmentation_slices_figure
+
+    vol = np.random.default_rng(0).random((12, 12, 6))
+    clusters = (vol * 3).astype(int)  # ids 0, 1, 2
+    fig = _segmentation_slices_figure(vol, {"truth": (vol > 0.5).astype(int), "clusters": clusters})
+    (legend,) = fig.legends
+    assert _texts(legend) == ["cluster 1", "cluster 2"] and "colour" in legend.get_title().get_text()
+    pyplot().close(fig)
+    fig = _segmentation_slices_figure(vol, {"clusters": clusters}, label_names={1: "tumour core", 2: "oedema"})
+    assert _texts(fig.legends[0]) == ["tumour core", "oedema"]
+    pyplot().close(fig)
+
+
+def test_streamline_render_ticks_are_readable_and_in_mm():
+    from monai_genvq.apps.streamlines.figures import _streamline_render_figure
+
+    rng = np.random.default_rng(0)
+    groups = [np.cumsum(rng.normal(size=(8, 12, 3)) * [3.0, 1.0, 0.2], axis=1) for _ in range(2)]
+    fig = _streamline_render_figure(groups, groups, names=["AF_L", "CST_R"])
+    for ax in fig.axes:
+        assert ax.get_xlabel().endswith("(mm)") and ax.get_ylabel().endswith("(mm)")
+        assert ax.xaxis.label.get_fontsize() >= 8 and ax.yaxis.label.get_fontsize() >= 8
+        ticks = ax.get_xticklabels() + ax.get_yticklabels()
+        assert ticks and min(t.get_fontsize() for t in ticks) >= 8
+    pyplot().close(fig)
+
+
+def test_every_documented_bundle_run_names_its_bundle_root():
+    """Without --bundle_root (default ".") a run writes into the repository root, where the report does not look."""
+    docs = [REPO / "README.md", *sorted((REPO / "bundles").glob("*/docs/README.md"))]
+    docs += [p for p in sorted((REPO / "docs").glob("*.md")) if p.name != "monai_label.md"]
+    missing = []
+    for doc in docs:
+        text = doc.read_text(encoding="utf-8").replace("\\\n", " ")  # join continued shell lines
+        for line in text.splitlines():
+            for m in re.finditer(r"monai\.bundle run \w+", line):
+                command = line[m.start() :].split("`")[0]  # an inline command ends at its closing backtick
+                if "--config_file" in command and "--bundle_root" not in command:
+                    missing.append(f"{doc.relative_to(REPO)}: {command.strip()}")
+    assert not missing, "commands without --bundle_root:\n" + "\n".join(missing)

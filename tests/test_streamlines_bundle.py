@@ -92,7 +92,7 @@ def test_cli_dipy_holdout_runs(cache_dir, tmp_path):
     run_bundle("training", configs, tmp_path, *SHORT)
     run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, "--perturbation_epsilons", "[]")
     metrics = json.loads((tmp_path / "outputs" / "dipy_ae" / "eval" / "metrics.json").read_text())
-    assert metrics["dataset"] == "dipy:test"
+    assert metrics["dataset"] == "dipy's bundled tractograms (test split)"
     assert set(metrics["buan_normalised"]) >= {"AF_L", "CST_R", "CC_ForcepsMajor"}
 
 

@@ -179,7 +179,11 @@ def test_cli_train_evaluate_and_prior_end_to_end(tiny_slices, tmp_path):
     assert "val_ssim" in out and "code_use" in out and "perplexity" in out
     run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, *data, *TINY)
     metrics = json.loads((tmp_path / "outputs" / "neural_gas" / "eval" / "metrics.json").read_text())
-    assert metrics["n_images"] == 4 and metrics["method"] == "neural_gas" and metrics["dataset"] == "folder:test"
+    assert (
+        metrics["n_images"] == 4
+        and metrics["method"] == "neural_gas"
+        and metrics["dataset"] == "2-D slice folder (test split)"
+    )
     assert 0 < metrics["mse"]["mean"] < 1 and -1 <= metrics["ssim"]["mean"] <= 1
     cb = metrics["codebook"]
     assert 1 <= cb["perplexity"] <= 16 and cb["codes_used"] == round(cb["code_use"] * 16)
@@ -310,7 +314,7 @@ def test_cli_trains_and_evaluates_on_the_default_acdc_phantom(cache_dir, tmp_pat
     assert (tmp_path / "outputs" / "vanilla" / "models" / "model.pt").is_file()
     run_bundle("evaluating", configs + [CONFIGS / "evaluate.json"], tmp_path, *data, *TINY)
     metrics = json.loads((tmp_path / "outputs" / "vanilla" / "eval" / "metrics.json").read_text())
-    assert metrics["dataset"] == "synthetic_acdc:test" and metrics["n_images"] == 2
+    assert metrics["dataset"] == "synthetic ACDC-layout phantom (test split)" and metrics["n_images"] == 2
     assert 0 < metrics["mse"]["mean"] < 1 and 1 <= metrics["codebook"]["perplexity"] <= 16
     # better than each image's mean intensity, and more than one code in use (a collapsed codebook: perplexity 1).
     # Measured (seed 0, 2 threads): MSE 0.0225 vs 0.0494, perplexity 2.00; an untrained network: 0.0614, 1.08;

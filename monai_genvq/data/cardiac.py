@@ -550,6 +550,18 @@ def _load_nifti(path: str | os.PathLike, what: str = "NIfTI file") -> tuple[np.n
     return data, spacing, affine
 
 
+def _single_frame(data: np.ndarray, path: str, what: str) -> np.ndarray:
+    """A record without ``ed_frame`` is one frame: a 2-D slice (X, Y) -> (X, Y, 1) or a 3-D stack (X, Y, Z)."""
+    if data.ndim == 2:
+        return data[..., None]
+    if data.ndim == 3:
+        return data
+    raise CardiacDataError(
+        f"{what} '{path}' has shape {data.shape}; a record without 'ed_frame' must be one 2-D slice or 3-D stack "
+        "(a 4-D cine needs the end-diastolic index: use the ACDC / M&Ms loaders)"
+    )
+
+
 def _select_frame(data: np.ndarray, frame: int, path: str, what: str, source: str = "") -> np.ndarray:
     if data.ndim == 4:
         if not 0 <= frame < data.shape[3]:
@@ -638,7 +650,8 @@ def load_cardiac_ed(record: Mapping[str, Any], require_labels: Sequence[str] = (
 
     Args:
         record: an item of :func:`discover_acdc` / :func:`discover_mnms` (``image``, ``label``,
-            ``ed_frame``, ``dataset``, ``label_convention``).
+            ``ed_frame``, ``dataset``, ``label_convention``), or a plain ``{"image", "label"}`` pair of
+            one-frame files (a 2-D slice or a 3-D stack, e.g. MONAI Label's training datalist).
         require_labels: structures that must be present in the ED ground truth.
 
     Returns:
@@ -651,22 +664,27 @@ def load_cardiac_ed(record: Mapping[str, Any], require_labels: Sequence[str] = (
             or incomplete ground truth, label values outside the convention, LV/RV swapped (wrong
             label convention). Each message names the file.
     """
-    ed = int(record["ed_frame"])
-    source = str(record.get("ed_source", ""))
     image_path, label_path = str(record["image"]), str(record["label"])
-    four_d = record.get("dataset") == "mnms" or image_path.endswith("_4d.nii.gz")
     image, spacing, affine = _load_nifti(image_path, "image")
-    if four_d and image.ndim != 4:
-        raise CardiacDataError(
-            f"image '{image_path}' has shape {image.shape} (3-D) but a 4-D cine (X, Y, Z, T) is expected here"
-        )
-    image = _select_frame(image, ed, image_path, "image", source)
     label, _, label_affine = _load_nifti(label_path, "ground truth")
-    if record.get("dataset") == "mnms" and label.ndim != 4:
-        raise CardiacDataError(
-            f"ground truth '{label_path}' has shape {label.shape} (3-D) but M&Ms stores 4-D (X, Y, Z, T) labels"
-        )
-    label = _select_frame(label, ed, label_path, "ground truth", source)
+    if record.get("ed_frame") is None:  # an annotated image as a file pair (MONAI Label's {image, label} datalist)
+        ed = 0
+        image = _single_frame(image, image_path, "image")
+        label = _single_frame(label, label_path, "ground truth")
+    else:
+        ed = int(record["ed_frame"])
+        source = str(record.get("ed_source", ""))
+        four_d = record.get("dataset") == "mnms" or image_path.endswith("_4d.nii.gz")
+        if four_d and image.ndim != 4:
+            raise CardiacDataError(
+                f"image '{image_path}' has shape {image.shape} (3-D) but a 4-D cine (X, Y, Z, T) is expected here"
+            )
+        image = _select_frame(image, ed, image_path, "image", source)
+        if record.get("dataset") == "mnms" and label.ndim != 4:
+            raise CardiacDataError(
+                f"ground truth '{label_path}' has shape {label.shape} (3-D) but M&Ms stores 4-D (X, Y, Z, T) labels"
+            )
+        label = _select_frame(label, ed, label_path, "ground truth", source)
     if image.shape != label.shape:
         raise CardiacDataError(
             f"image '{image_path}' {image.shape} and ground truth '{label_path}' {label.shape} differ in shape"
@@ -677,15 +695,15 @@ def load_cardiac_ed(record: Mapping[str, Any], require_labels: Sequence[str] = (
     convention = record.get("label_convention", "internal")
     label = map_labels(label, convention, f"ground truth '{label_path}'")
     present = {name for name, v in CARDIAC_LABELS.items() if np.any(label == v)}
+    frame = "" if record.get("ed_frame") is None else " at the end-diastolic frame"
     if not present:
         raise CardiacDataError(
-            f"ground truth '{label_path}' is empty at the end-diastolic frame (index {ed}); check ED in the metadata"
+            f"ground truth '{label_path}' is empty{frame}"
+            + (f" (index {ed}); check ED in the metadata" if frame else "")
         )
     missing = [n for n in require_labels if n not in present]
     if missing:
-        raise CardiacDataError(
-            f"ground truth '{label_path}' at the end-diastolic frame lacks {missing} (has only {sorted(present)})"
-        )
+        raise CardiacDataError(f"ground truth '{label_path}'{frame} lacks {missing} (has only {sorted(present)})")
     check_label_convention(label, convention, f"ground truth '{label_path}'")
     difference = _direction_difference(affine, label_affine)
     if difference > ORIENTATION_TOLERANCE:

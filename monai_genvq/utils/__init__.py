@@ -19,7 +19,7 @@ from monai_genvq.utils.run_folder import (
     start_training_run,
     trained_checkpoints,
 )
-from monai_genvq.utils.tables import collect_metrics, format_mean_std, markdown_table, mean_std
+from monai_genvq.utils.tables import collect_metrics, describe_dataset, format_mean_std, markdown_table, mean_std
 
 __all__ = [
     "COMPLETION_MARKER",
@@ -33,6 +33,7 @@ __all__ = [
     "check_training_run",
     "collect_metrics",
     "default_cache_root",
+    "describe_dataset",
     "ensure_generated_dataset",
     "finish_training_run",
     "format_mean_std",

@@ -14,7 +14,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["collect_metrics", "format_mean_std", "markdown_table", "mean_std"]
+__all__ = ["DATASET_NAMES", "collect_metrics", "describe_dataset", "format_mean_std", "markdown_table", "mean_std"]
+
+# display names of the datasets the bundles read (real data, or the layout a generated phantom is written in)
+DATASET_NAMES = {
+    "acdc": "ACDC",
+    "mnms": "M&Ms",
+    "tractoinferno": "TractoInferno",
+    "dipy": "dipy's bundled tractograms",
+    "brats": "BraTS",
+    "cryoet": "cryo-ET",
+    "decathlon": "Decathlon",
+    "hierarchy_toy": "hierarchy-toy volumes",
+    "folder": "2-D slice folder",
+}
+# what a generated stand-in is called when "synthetic <layout>-layout phantom" does not fit
+_SYNTHETIC_NAMES = {
+    "hierarchy_toy": "synthetic hierarchy-toy volumes",
+    "folder": "synthetic 2-D slice set",
+}
 
 
 def format_mean_std(stats: Mapping[str, float] | None, digits: int = 3) -> str:
@@ -22,6 +40,39 @@ def format_mean_std(stats: Mapping[str, float] | None, digits: int = 3) -> str:
     if not stats or stats.get("mean") is None:
         return "–"
     return f"{stats['mean']:.{digits}f} ± {stats.get('std', 0.0):.{digits}f}"
+
+
+def describe_dataset(name: str, split: str = "", synthetic: bool | None = None, location: str = "") -> str:
+    """What a report says the data was: the embedded synthetic phantom or the real dataset, and the split.
+
+    Args:
+        name: the dataset key of a bundle (``acdc``, ``mnms``, ``tractoinferno``, ``brats``, ``cryoet``,
+            ``hierarchy_toy``, ``folder``, ...); a ``synthetic_`` prefix means the generated phantom.
+        split: the evaluated split (``test``, ``testing``, ...); left out when empty.
+        synthetic: whether the data is the embedded generated phantom. The bundles pass
+            ``not @dataset_dir`` (an empty ``dataset_dir`` means the phantom). ``None``: from the prefix.
+        location: the real dataset's folder, written after its name (ignored for the phantom).
+
+    Example:
+        >>> describe_dataset("acdc", "test", synthetic=True)
+        'synthetic ACDC-layout phantom (test split)'
+        >>> describe_dataset("acdc", "test", synthetic=False)
+        'ACDC (test split)'
+        >>> describe_dataset("synthetic_acdc", "test")
+        'synthetic ACDC-layout phantom (test split)'
+        >>> describe_dataset("brats", "test", synthetic=False, location="/data/BraTS2021")
+        'BraTS at /data/BraTS2021 (test split)'
+    """
+    name = str(name)
+    if name.startswith("synthetic_"):
+        name = name[len("synthetic_") :]
+        synthetic = True if synthetic is None else synthetic
+    display = DATASET_NAMES.get(name.lower(), name)
+    if synthetic:
+        text = _SYNTHETIC_NAMES.get(name.lower(), f"synthetic {display}-layout phantom")
+    else:
+        text = display + (f" at {location}" if location else "")
+    return text + (f" ({split} split)" if split else "")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -10,7 +10,13 @@ from monai_genvq.visualize.projections import (
     project_codes,
     save_latent_projection,
 )
-from monai_genvq.visualize.segmentation import LABEL_COLOURS, crop_around, label_overlay, save_overlay_grid
+from monai_genvq.visualize.segmentation import (
+    LABEL_COLOURS,
+    crop_around,
+    label_legend_handles,
+    label_overlay,
+    save_overlay_grid,
+)
 from monai_genvq.visualize.slices import save_segmentation_slices
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "PROJECTION_NAMES",
     "crop_around",
     "image_grid",
+    "label_legend_handles",
     "label_overlay",
     "pca_2d",
     "plot_reconstruction_grid",

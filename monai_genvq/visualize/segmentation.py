@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from monai_genvq.visualize.grids import atomic_write_bytes, image_grid
+from monai_genvq.visualize.grids import atomic_write_bytes, image_grid, pyplot, save_figure
 
-__all__ = ["LABEL_COLOURS", "crop_around", "label_overlay", "save_overlay_grid"]
+__all__ = ["LABEL_COLOURS", "crop_around", "label_legend_handles", "label_overlay", "save_overlay_grid"]
 
 #: RGB of labels 1, 2, 3, ... (LV red, MYO green, RV blue for the cardiac convention; cycled beyond).
 LABEL_COLOURS: tuple[tuple[float, float, float], ...] = (
@@ -75,8 +76,40 @@ def crop_around(arrays: Sequence[np.ndarray], mask: np.ndarray, size: int) -> li
     return out
 
 
-def save_overlay_grid(rows: Sequence[Sequence[np.ndarray]], path: str | os.PathLike, pad: int = 2) -> Path:
-    """Write rows of equally sized RGB panels (3, H, W) as one PNG (layout by :func:`~monai_genvq.visualize.grids.image_grid`).
+def label_legend_handles(label_names: Sequence[str] | Mapping[int, str], values: Sequence[int] | None = None) -> list:
+    """Legend patches (matplotlib) of labels in their :data:`LABEL_COLOURS` colour.
+
+    Args:
+        label_names: names of labels 1, 2, ... in order, or ``{label value: name}``.
+        values: label values to list (default: every named label).
+
+    Example:
+        >>> [h.get_label() for h in label_legend_handles(["LV", "MYO"])]
+        ['LV', 'MYO']
+    """
+    from matplotlib.patches import Patch
+
+    names = dict(label_names) if isinstance(label_names, Mapping) else {i + 1: n for i, n in enumerate(label_names)}
+    values = sorted(names) if values is None else [int(v) for v in values]
+    return [
+        Patch(facecolor=LABEL_COLOURS[(v - 1) % len(LABEL_COLOURS)], edgecolor="none", label=str(names.get(v, v)))
+        for v in values
+        if v > 0
+    ]
+
+
+def save_overlay_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    path: str | os.PathLike,
+    pad: int = 2,
+    column_titles: Sequence[str] | None = None,
+    label_names: Sequence[str] | Mapping[int, str] | None = None,
+) -> Path:
+    """Write rows of equally sized RGB panels (3, H, W) as one PNG.
+
+    Without ``column_titles`` and ``label_names`` the panels are tiled pixel for pixel (layout by
+    :func:`~monai_genvq.visualize.grids.image_grid`); with either, the figure has a title over each
+    column (e.g. image / ground truth / each method) and a legend patch per label name in its colour.
 
     Example:
         >>> save_overlay_grid([[np.zeros((3, 4, 4))] * 3] * 2, "/tmp/overlays.png")  # doctest: +SKIP
@@ -84,10 +117,46 @@ def save_overlay_grid(rows: Sequence[Sequence[np.ndarray]], path: str | os.PathL
     from matplotlib.image import imsave
 
     panels = [np.asarray(p, np.float32) for row in rows for p in row]
-    ncol = max(len(r) for r in rows)
+    ncol = max((len(r) for r in rows), default=0)
     if not panels or any(len(r) != ncol for r in rows):
         raise ValueError("save_overlay_grid needs rows of the same, non-zero number of panels")
+    if column_titles is not None or label_names is not None:
+        return save_figure(_overlay_grid_figure(rows, column_titles, label_names), path, dpi=150)
     channels = [image_grid(np.stack([p[c] for p in panels]), nrow=ncol, pad=pad) for c in range(3)]
     buffer = io.BytesIO()
     imsave(buffer, np.stack(channels, -1), format="png")
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _overlay_grid_figure(
+    rows: Sequence[Sequence[np.ndarray]],
+    column_titles: Sequence[str] | None = None,
+    label_names: Sequence[str] | Mapping[int, str] | None = None,
+):
+    """The matplotlib Figure of :func:`save_overlay_grid` with column titles and a label legend (not closed)."""
+    n_rows, n_cols = len(rows), len(rows[0])
+    if column_titles is not None and len(column_titles) != n_cols:
+        raise ValueError(f"need one column title per panel column ({n_cols}), got {len(column_titles)}")
+    plt = pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.8 * n_cols, 1.7 * n_rows + 0.9), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, panel in enumerate(row):
+            ax = axes[i, j]
+            ax.imshow(np.clip(np.transpose(np.asarray(panel, np.float32), (1, 2, 0)), 0.0, 1.0))
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0 and column_titles is not None:
+                ax.set_title("\n".join(textwrap.wrap(str(column_titles[j]), 18)) or " ", fontsize=8)
+    if label_names is not None:
+        handles = label_legend_handles(label_names)
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 6) or 1,
+            fontsize=8,
+            frameon=False,
+            title="labels",
+            title_fontsize=8,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+        fig.subplots_adjust(bottom=0.12)
+    return fig

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from monai_genvq.visualize.grids import pyplot, save_figure
-from monai_genvq.visualize.segmentation import _np, label_overlay
+from monai_genvq.visualize.segmentation import _np, label_legend_handles, label_overlay
 
 __all__ = ["save_segmentation_slices"]
 
@@ -22,6 +22,8 @@ def save_segmentation_slices(
     axis: int = -1,
     index: int | None = None,
     title: str = "",
+    label_names: Sequence[str] | Mapping[int, str] | None = None,
+    legend: bool = True,
 ) -> Path:
     """Write a PNG: the image slice, then each label map of the same slice (categorical colours; 0 transparent).
 
@@ -32,11 +34,26 @@ def save_segmentation_slices(
         axis: slicing axis of a 3-D volume.
         index: slice index (default: the middle).
         title: figure title.
+        label_names: names of label/cluster values 1, 2, ... (a sequence) or ``{value: name}``; default
+            ``"cluster <id>"``.
+        legend: draw the legend of the colours (one patch per non-zero id in the shown slice).
 
     Example:
         >>> save_segmentation_slices(vol, {"truth": lab, "clusters": seg}, "seg.png")  # doctest: +SKIP
     """
+    return save_figure(_segmentation_slices_figure(image, label_maps, axis, index, title, label_names, legend), path)
 
+
+def _segmentation_slices_figure(
+    image: Any,
+    label_maps: Mapping[str, Any],
+    axis: int = -1,
+    index: int | None = None,
+    title: str = "",
+    label_names: Sequence[str] | Mapping[int, str] | None = None,
+    legend: bool = True,
+):
+    """The matplotlib Figure of :func:`save_segmentation_slices` (not written, not closed)."""
     img = _np(image).astype(np.float64)
     maps = {k: _np(v) for k, v in label_maps.items()}
     spatial = next(iter(maps.values())).shape if maps else img.shape[-2:]
@@ -55,13 +72,33 @@ def save_segmentation_slices(
     value_range = tuple(float(v) for v in np.percentile(img, [1, 99])) if img.size else (0.0, 1.0)
     plt = pyplot()
     panels = {"image": None, **maps}
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2), squeeze=False)
     for ax, (name, m) in zip(axes[0], panels.items()):
         rgb = label_overlay(img, m, alpha=0.6, value_range=value_range)  # (3, H, W); label 0 transparent
         ax.imshow(np.transpose(rgb, (2, 1, 0)), origin="lower")
         ax.set_title(name, fontsize=8)
     for ax in axes[0]:
         ax.set_xticks([]), ax.set_yticks([])
+    ids = sorted({int(v) for m in maps.values() for v in np.unique(m.astype(np.int64)) if v > 0})
+    if legend and ids:
+        if label_names is None:
+            names: Mapping[int, str] = {v: f"cluster {v}" for v in ids}
+        elif isinstance(label_names, Mapping):
+            names = {int(k): str(v) for k, v in label_names.items()}
+        else:
+            names = {i + 1: str(n) for i, n in enumerate(label_names)}
+        handles = label_legend_handles({v: names.get(v, f"cluster {v}") for v in ids}, ids)
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 8),
+            fontsize=8,
+            frameon=False,
+            title="id → colour (0: background, not drawn)",
+            title_fontsize=8,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+        fig.subplots_adjust(bottom=0.2)
     if title:
         fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path)
+    return fig

@@ -283,7 +283,8 @@ class SegmentationReport:
                 [label_overlay(cropped[0], None, value_range=(lo, hi))]
                 + [label_overlay(cropped[0], m, value_range=(lo, hi)) for m in cropped[1:]]
             )
-        save_overlay_grid(rows, path)
-        caption = " | ".join(["image", "ground truth", *methods])
+        columns = ["image", "ground truth", *methods]
+        save_overlay_grid(rows, path, column_titles=columns, label_names=self.label_names)
+        caption = " | ".join(columns)
         atomic_write_text(path.with_suffix(".txt"), f"columns: {caption}\n")
         return path

@@ -192,10 +192,11 @@ class CardiacEvaluationReport:
         lo, hi = np.percentile(z[:, dims], 2, axis=0), np.percentile(z[:, dims], 98, axis=0)
         ref = torch.as_tensor(z[0], dtype=torch.float32)
         device = next(self.network.parameters()).device
-        rows = []
+        rows, row_values = [], []
         for k, d in enumerate(dims):
             values = np.linspace(lo[k], hi[k], self.n_traversal).tolist()
             rows.append(attribute_traversal(self.network, ref.to(device), [d], values)[0].cpu())
+            row_values.append(values)
         names = [f"{n} (z{d})" for n, d in zip(self.attribute_names, dims)]
         plot_attribute_traversal(
             torch.stack(rows),
@@ -203,6 +204,7 @@ class CardiacEvaluationReport:
             list(np.linspace(0, 1, self.n_traversal)),
             self.output_dir / "attribute_traversal.png",
             f"{result['method_name']}: traversal from 2nd to 98th percentile of each dim",
+            row_values=row_values,
         )
         plot_ssim_distribution({result["method_name"]: ssim.tolist()}, self.output_dir / "ssim_distribution.png")
         figures = ["attribute_traversal.png", "ssim_distribution.png"]

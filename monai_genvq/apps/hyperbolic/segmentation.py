@@ -29,6 +29,7 @@ from monai_genvq.data.errors import VolumeFileError
 from monai_genvq.data.mrc import MRCWriter, is_mrc
 from monai_genvq.data.volumes import LoadVolume, volume_shape
 from monai_genvq.handlers.inference import load_checkpoint_file
+from monai_genvq.handlers.progress import CaseProgress
 from monai_genvq.metrics.cluster_dice import hungarian_dice
 from monai_genvq.transforms.intensity import ForegroundNormalize
 from monai_genvq.utils.fileio import atomic_path, atomic_write_text, write_json
@@ -82,6 +83,9 @@ class HyperbolicSegmentation:
             reconstructions from the posterior mean.
         max_projected: embeddings drawn in the projection.
         zoom: resampling factor the network was trained at (see :meth:`HyperbolicVAE.embed_volume`).
+        progress_bar: show a progress bar over the volumes (the bundles pass their ``progress_bar`` option).
+            Either way :meth:`run` logs one INFO line per volume: name, index/total, each level's Dice
+            (labelled volumes) and seconds (:class:`~monai_genvq.handlers.CaseProgress`).
 
     Example:
         >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
@@ -109,6 +113,7 @@ class HyperbolicSegmentation:
         figures: bool = True,
         max_projected: int = 3000,
         zoom: float = 1.0,
+        progress_bar: bool = False,
     ) -> None:
         if not records:
             raise ValueError("no volumes to segment (empty datalist)")
@@ -119,6 +124,7 @@ class HyperbolicSegmentation:
         self.write_segmentations, self.dataset, self.seed = write_segmentations, dataset, seed
         self.write_embeddings, self.zoom = write_embeddings, float(zoom)
         self.figures, self.max_projected = figures, int(max_projected)
+        self.progress_bar = bool(progress_bar)
         self._loader = _volume_loader()
         self._normalizer = ForegroundNormalize(normalize)
 
@@ -219,6 +225,11 @@ class HyperbolicSegmentation:
                     "clusters against empty labels means nothing (wrong files, wrong label_map, or an unlabelled set?)"
                 )
 
+    def _labelled(self) -> bool:
+        """Whether any record carries a label of a level (an evaluation, not just a segmentation)."""
+        keys = {spec[0] for spec in self.levels.values() if spec[0] is not None}
+        return any(k in rec for rec in self.records for k in keys)
+
     def run(self) -> dict[str, Any]:
         self.check_records()
         self._load_checkpoint()
@@ -229,11 +240,18 @@ class HyperbolicSegmentation:
         per_volume = []
         sample: dict[str, list] = {"codes": [], **{name: [] for name in self.levels}}
         figure_volume: dict[str, Any] = {}
-        with torch.no_grad():
+        progress = CaseProgress(
+            len(self.records),
+            f"{self.method} {'evaluation' if self._labelled() else 'segmentation'}",
+            unit="volume",
+            progress_bar=self.progress_bar,
+        )
+        with torch.no_grad(), progress:
             for rec in self.records:
+                entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
+                progress.start(entry["name"])
                 image = self.load(rec["image"])
                 volume = image.as_tensor().numpy()
-                entry: dict[str, Any] = {"name": rec.get("name", str(rec["image"]))}
                 emb = self.embed(volume)
                 level_maps: dict[str, np.ndarray] = {}
                 if self.write_embeddings:
@@ -276,6 +294,7 @@ class HyperbolicSegmentation:
                 if self.figures:
                     self._sample_embeddings(volume, emb, level_maps, sample)
                     figure_volume = figure_volume or {"volume": volume, "maps": level_maps, "name": entry["name"]}
+                progress.done({f"{name} dice": entry[name]["dice"] for name in self.levels if name in entry})
         levels = {}
         for name, v in scores.items():
             if not v:

@@ -14,6 +14,9 @@ from monai_genvq.visualize.grids import pyplot, save_figure
 
 __all__ = ["as_streamline_points", "save_streamline_render"]
 
+#: font size of the tick labels of streamline renders (readable at the saved 100 dpi)
+TICK_FONTSIZE = 8
+
 
 def as_streamline_points(group: Any) -> np.ndarray:
     """A group of streamlines as (S, P, 3) points: accepts (S, P, 3) or the bundle tensor layout (3, S, P).
@@ -62,7 +65,20 @@ def save_streamline_render(
     Example:
         >>> save_streamline_render([x], [x_hat], "render.png", names=["AF_L"])  # doctest: +SKIP
     """
+    return save_figure(_streamline_render_figure(originals, reconstructions, names, title, units, row_titles), path)
+
+
+def _streamline_render_figure(
+    originals: Sequence[Any],
+    reconstructions: Sequence[Any],
+    names: Sequence[str] | None = None,
+    title: str = "",
+    units: str = "mm",
+    row_titles: tuple[str, str] = ("original", "reconstruction"),
+):
+    """The matplotlib Figure of :func:`save_streamline_render` (not written, not closed)."""
     from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
 
     if len(originals) != len(reconstructions) or len(originals) == 0:
         raise ValueError(
@@ -72,7 +88,7 @@ def save_streamline_render(
     plt = pyplot()
     axis_names = "xyz"
     n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.0), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.0), squeeze=False)
     for j, (orig, rec) in enumerate(zip(originals, reconstructions)):
         orig, rec = as_streamline_points(orig), as_streamline_points(rec)
         extent = orig.reshape(-1, 3).max(0) - orig.reshape(-1, 3).min(0)
@@ -86,10 +102,14 @@ def save_streamline_render(
             ax.add_collection(LineCollection(segments, colors=_direction_colours(lines).reshape(-1, 3), linewidths=0.5))
             ax.set_xlim(lo[a] - margin, hi[a] + margin), ax.set_ylim(lo[b] - margin, hi[b] + margin)
             ax.set_aspect("equal")
-            ax.tick_params(labelsize=5)
-            ax.set_xlabel(f"{axis_names[a]} ({units})", fontsize=6)
+            ax.tick_params(labelsize=TICK_FONTSIZE)
+            ax.xaxis.set_major_locator(MaxNLocator(4)), ax.yaxis.set_major_locator(MaxNLocator(4))
+            ax.set_xlabel(f"{axis_names[a]} ({units})", fontsize=8)
             if j == 0:
-                ax.set_ylabel(f"{row_titles[i]}\n{axis_names[b]} ({units})", fontsize=7)
-        axes[0, j].set_title(names[j], fontsize=8)
+                ax.set_ylabel(f"{row_titles[i]}\n{axis_names[b]} ({units})", fontsize=8)
+            else:
+                ax.set_ylabel(f"{axis_names[b]} ({units})", fontsize=8)
+        axes[0, j].set_title(names[j], fontsize=9)
     fig.suptitle(title or f"streamlines: {row_titles[0]} (top) vs {row_titles[1]} (bottom)", fontsize=9)
-    return save_figure(fig, path)
+    fig.tight_layout()
+    return fig
