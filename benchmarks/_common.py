@@ -5,29 +5,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+# glibc's malloc environment variables: the benchmarks unset them in their child processes, so that a row
+# measures either glibc's default or what a bundle sets at run time (monai_genvq.utils.heap_only_malloc)
 HEAP_ONLY_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
-
-
-def reexec_with_heap_only_malloc() -> None:
-    """Re-run this script with glibc malloc serving every block from the heap and never trimming it.
-
-    By default glibc gives each block over 32 MiB its own ``mmap`` and unmaps it on free, so a
-    batch-256 training step re-faults (and the kernel re-zeroes) every large activation on every
-    step. That is page-fault time, not convolution time; PyTorch's CPU tuning guides avoid it with
-    jemalloc/tcmalloc, and these two glibc settings do the same without a new dependency. Call it
-    first thing in ``main()``; ``--no_malloc_tuning`` style opt-outs simply skip the call.
-    """
-    if all(os.environ.get(k) == v for k, v in HEAP_ONLY_MALLOC.items()):
-        return
-    env = {**os.environ, **HEAP_ONLY_MALLOC}
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -3,6 +3,7 @@ the training run guard (one run, one folder) and errors a user can act on."""
 
 from __future__ import annotations
 
+from monai_genvq.utils.allocator import heap_only_malloc
 from monai_genvq.utils.dataset_cache import (
     COMPLETION_MARKER,
     default_cache_root,
@@ -37,6 +38,7 @@ __all__ = [
     "ensure_generated_dataset",
     "finish_training_run",
     "format_mean_std",
+    "heap_only_malloc",
     "install_excepthook",
     "markdown_table",
     "materialize_dataset",

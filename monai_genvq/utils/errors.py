@@ -109,6 +109,7 @@ def install_excepthook() -> None:
 OPTION_KINDS: dict[str, str] = {
     "resume": "bool",
     "overwrite": "bool",
+    "heap_only_malloc": "bool",
     "max_epochs": "int>0",
     "epoch_length": "int>0?",
     "batch_size": "int>0",
