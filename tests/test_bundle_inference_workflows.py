@@ -281,6 +281,16 @@ def test_bundle_infer_task_path(bundle, tmp_path):
         assert torch.equal(torch.as_tensor(out["pred"]).to(pred.dtype), pred[0])
 
 
+def _run_monailabel_task(task, data: dict) -> dict:
+    """What MONAI Label's BasicInferTask does for a request: pre-transforms, inferer, post-transforms."""
+    for t in task.pre_transforms(data):
+        data = t(data)
+    data = task.run_inferer(data, device="cpu")
+    for t in task.post_transforms(data):
+        data = t(data)
+    return data
+
+
 def test_monailabel_bundle_infer_task(tmp_path):
     """MONAI Label's own BundleInferTask on every image bundle (needs ``pip install monailabel``, which pulls torchvision)."""
     pytest.importorskip("monailabel", reason="monailabel is not installed (make install-label)")
@@ -300,11 +310,7 @@ def test_monailabel_bundle_infer_task(tmp_path):
         task = BundleInferTask(str(root), {})
         assert task.is_valid(), bundle.name
         data = {"image": str(source), "label": str(source), "device": "cpu", "model_filename": "model.pt"}
-        for t in task.pre_transforms(data):
-            data = t(data)
-        data = task.run_inferer(data, device="cpu")
-        for t in task.post_transforms(data):
-            data = t(data)
+        data = _run_monailabel_task(task, data)
         pred = data["pred"]
         assert isinstance(pred, torch.Tensor), bundle.name
         expected = SLICE_SHAPE if kind == "slice" else VOLUME_SHAPE  # Restored drops a volume's singleton channel
@@ -333,11 +339,7 @@ def test_genvq_infer_task_serves_the_input_geometry(tmp_path):
         task = GenVQInferTask(str(root), {})
         assert task.is_valid() and task.labels == read_monai_label_spec(bundle)["labels"], bundle.name
         data = {"image": str(source), "image_path": str(source), "device": "cpu", "model_filename": "model.pt"}
-        for t in task.pre_transforms(data):
-            data = t(data)
-        data = task.run_inferer(data, device="cpu")
-        for t in task.post_transforms(data):
-            data = t(data)
+        data = _run_monailabel_task(task, data)
         written, _ = task.writer(data)
         result, src = (LoadVolume(image_only=True)(f) for f in (written, str(source)))
         assert result.shape == src.shape, (bundle.name, result.shape, src.shape)

@@ -12,6 +12,7 @@ from monai_genvq.visualize.projections import (
 )
 from monai_genvq.visualize.segmentation import (
     LABEL_COLOURS,
+    add_label_legend,
     crop_around,
     label_legend_handles,
     label_overlay,
@@ -23,6 +24,7 @@ __all__ = [
     "LABEL_COLOURS",
     "PROJECTION_METHODS",
     "PROJECTION_NAMES",
+    "add_label_legend",
     "crop_around",
     "image_grid",
     "label_legend_handles",

@@ -7,13 +7,21 @@ import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from monai_genvq.visualize.grids import atomic_write_bytes, image_grid, pyplot, save_figure
 
-__all__ = ["LABEL_COLOURS", "crop_around", "label_legend_handles", "label_overlay", "save_overlay_grid"]
+__all__ = [
+    "LABEL_COLOURS",
+    "add_label_legend",
+    "crop_around",
+    "label_legend_handles",
+    "label_overlay",
+    "save_overlay_grid",
+]
 
 #: RGB of labels 1, 2, 3, ... (LV red, MYO green, RV blue for the cardiac convention; cycled beyond).
 LABEL_COLOURS: tuple[tuple[float, float, float], ...] = (
@@ -98,6 +106,44 @@ def label_legend_handles(label_names: Sequence[str] | Mapping[int, str], values:
     ]
 
 
+def add_label_legend(
+    fig: Any,
+    label_names: Sequence[str] | Mapping[int, str],
+    values: Sequence[int] | None = None,
+    title: str = "labels",
+    max_columns: int = 6,
+    bottom: float = 0.12,
+) -> list:
+    """Draw the legend of :func:`label_legend_handles` under a figure's panels; returns the handles.
+
+    Args:
+        fig: the matplotlib Figure.
+        label_names: names of labels 1, 2, ... in order, or ``{label value: name}``.
+        values: label values to list (default: every named label).
+        title: the legend's title.
+        max_columns: most entries in one row.
+        bottom: the figure fraction kept free under the panels for the legend.
+
+    Example:
+        >>> from monai_genvq.visualize.grids import pyplot
+        >>> [h.get_label() for h in add_label_legend(pyplot().figure(), ["LV", "MYO"])]
+        ['LV', 'MYO']
+    """
+    handles = label_legend_handles(label_names, values)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=max(1, min(len(handles), max_columns)),
+        fontsize=8,
+        frameon=False,
+        title=title,
+        title_fontsize=8,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    fig.subplots_adjust(bottom=bottom)
+    return handles
+
+
 def save_overlay_grid(
     rows: Sequence[Sequence[np.ndarray]],
     path: str | os.PathLike,
@@ -147,16 +193,5 @@ def _overlay_grid_figure(
             if i == 0 and column_titles is not None:
                 ax.set_title("\n".join(textwrap.wrap(str(column_titles[j]), 18)) or " ", fontsize=8)
     if label_names is not None:
-        handles = label_legend_handles(label_names)
-        fig.legend(
-            handles=handles,
-            loc="lower center",
-            ncol=min(len(handles), 6) or 1,
-            fontsize=8,
-            frameon=False,
-            title="labels",
-            title_fontsize=8,
-            bbox_to_anchor=(0.5, 0.0),
-        )
-        fig.subplots_adjust(bottom=0.12)
+        add_label_legend(fig, label_names)
     return fig

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from monai_genvq.visualize.grids import pyplot, save_figure
-from monai_genvq.visualize.segmentation import _np, label_legend_handles, label_overlay
+from monai_genvq.visualize.segmentation import _np, add_label_legend, label_overlay
 
 __all__ = ["save_segmentation_slices"]
 
@@ -81,24 +81,10 @@ def _segmentation_slices_figure(
         ax.set_xticks([]), ax.set_yticks([])
     ids = sorted({int(v) for m in maps.values() for v in np.unique(m.astype(np.int64)) if v > 0})
     if legend and ids:
-        if label_names is None:
-            names: Mapping[int, str] = {v: f"cluster {v}" for v in ids}
-        elif isinstance(label_names, Mapping):
-            names = {int(k): str(v) for k, v in label_names.items()}
-        else:
-            names = {i + 1: str(n) for i, n in enumerate(label_names)}
-        handles = label_legend_handles({v: names.get(v, f"cluster {v}") for v in ids}, ids)
-        fig.legend(
-            handles=handles,
-            loc="lower center",
-            ncol=min(len(handles), 8),
-            fontsize=8,
-            frameon=False,
-            title="id → colour (0: background, not drawn)",
-            title_fontsize=8,
-            bbox_to_anchor=(0.5, 0.0),
-        )
-        fig.subplots_adjust(bottom=0.2)
+        named = {} if label_names is None else label_names
+        names = dict(named) if isinstance(named, Mapping) else {i + 1: str(n) for i, n in enumerate(named)}
+        names = {v: str(names.get(v, f"cluster {v}")) for v in ids}
+        add_label_legend(fig, names, ids, "id → colour (0: background, not drawn)", max_columns=8, bottom=0.2)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
