@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 LABEL_STAMP := $(VENV)/.installed-label
 
-.PHONY: install install-label demo lint format test test-fast bench clean
+.PHONY: install install-label demo lint format test test-fast bench gpu-smoke clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,11 +51,18 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_streamline_training.py
+	$(PY) benchmarks/bench_streamline_data.py
 	$(PY) benchmarks/bench_buan.py
 	$(PY) benchmarks/bench_quantizers.py
 	$(PY) benchmarks/bench_cardiac.py
 	$(PY) benchmarks/bench_hyperbolic.py
+	$(PY) benchmarks/bench_brats_case.py
 	$(PY) benchmarks/bench_anatomical_prior.py
+	$(PY) benchmarks/bench_vs_official.py $(if $(VQDIFF_CODE),--vqdiff-code $(VQDIFF_CODE)) $(if $(ARVAE_CODE),--arvae-code $(ARVAE_CODE))
+
+# a few hundred training iterations of every bundle on the GPU (CPU when there is none), AMP on CUDA
+gpu-smoke: $(STAMP)
+	$(PY) benchmarks/gpu_smoke.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

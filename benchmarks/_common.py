@@ -38,13 +38,22 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB since the last :func:`reset_peak_rss`."""
+def _proc_status_mib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB since the last :func:`reset_peak_rss`."""
+    return _proc_status_mib("VmHWM")
+
+
+def rss_mib() -> float:
+    """Resident memory of this process now, in MiB."""
+    return _proc_status_mib("VmRSS")
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -28,9 +28,10 @@ def pinned_threads():
 SCHEMA = REPO / "tests" / "data" / "meta_schema_20240725.json"  # source: tests/data/README.md
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True, scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """One synthetic-data cache for the whole session, also handed to CLI subprocesses."""
+    """One synthetic-data cache for the whole session, also handed to CLI subprocesses (autouse: no test
+    writes generated data or streamline group caches under the user's ~/.cache)."""
     path = tmp_path_factory.mktemp("genvq_cache")
     os.environ["MONAI_GENVQ_CACHE"] = str(path)
     return path

@@ -20,7 +20,7 @@ from monai_genvq.engines.distributed import (
 )
 from monai_genvq.engines.inferers import OutputInferer
 from monai_genvq.engines.prior import CodePriorTrainer, prior_loss_terms
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import LossTerms, autocast, backward_step, check_finite_loss, optimizer_step
 from monai_genvq.engines.vae import (
     PrepareVAEBatch,
     SoftIntroTrainer,
@@ -42,6 +42,8 @@ __all__ = [
     "VAEEvaluator",
     "VAEReconstructionInferer",
     "VAETrainer",
+    "autocast",
+    "backward_step",
     "broadcast_module",
     "check_finite_loss",
     "destroy_distributed",

@@ -12,7 +12,7 @@ from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import LossTerms, autocast, check_finite_loss, optimizer_step
 from monai_genvq.networks.export import network_tensor
 
 __all__ = ["PrepareAutoencoderBatch", "ReconstructionInferer", "AutoencoderTrainer", "loss_terms"]
@@ -122,11 +122,9 @@ class AutoencoderTrainer(SupervisedTrainer):
             :2
         ]
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: targets}
-        autocast = torch.autocast(inputs.device.type, enabled=bool(engine.amp), **engine.amp_kwargs)
-
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with autocast:
+        with autocast(engine, inputs):
             out = engine.inferer(inputs, engine.network)
             engine.state.output[Keys.PRED] = out.reconstruction
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)

@@ -13,7 +13,7 @@ from monai.utils import CommonKeys as Keys
 from torch.optim import Optimizer
 
 from monai_genvq.engines.autoencoder import PrepareAutoencoderBatch
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import LossTerms, autocast, check_finite_loss, optimizer_step
 from monai_genvq.networks.priors.base import CodePrior, VQStage1
 
 __all__ = ["CodePriorTrainer", "prior_loss_terms"]
@@ -86,8 +86,8 @@ class CodePriorTrainer(SupervisedTrainer):
         engine.state.output = {Keys.IMAGE: images, Keys.LABEL: codes}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with torch.autocast(images.device.type, enabled=bool(engine.amp), **engine.amp_kwargs):
-            loss = engine.network.loss(codes)
+        with autocast(engine, images):
+            loss = engine.network.loss(codes).float()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         check_finite_loss(engine, "code prior (stage 2)", nll=loss)
         engine.state.output["nll_bits"] = loss.detach() / math.log(2.0)

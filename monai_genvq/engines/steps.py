@@ -1,7 +1,8 @@
-"""The parts every trainer's ``_iteration`` shares: the non-finite-loss guard and the optimiser step.
+"""The parts every trainer's ``_iteration`` shares: the AMP region, the non-finite-loss guard and the optimiser step.
 
-Each engine computes its own losses; these helpers do the rest the same way everywhere: a clear
-error naming every loss term when one is NaN/inf, and backward + step (through the engine's AMP
+Each engine computes its own losses; these helpers do the rest the same way everywhere: the forward
+pass under ``torch.autocast`` on the batch's device when the engine's ``amp`` is on (:func:`autocast`),
+a clear error naming every loss term when one is NaN/inf, and backward + step (through the engine's AMP
 ``GradScaler`` when it has one) firing MONAI's ``LOSS_COMPLETED``, ``BACKWARD_COMPLETED`` and
 ``MODEL_COMPLETED`` events so handlers and decollation work as in :class:`monai.engines.SupervisedTrainer`.
 Like MONAI's trainers they decollate by default (``decollate=True``): after ``MODEL_COMPLETED``,
@@ -23,7 +24,7 @@ from torch.optim import Optimizer
 
 from monai_genvq.engines.distributed import sync_gradients
 
-__all__ = ["LossTerms", "check_finite_loss", "optimizer_step"]
+__all__ = ["LossTerms", "autocast", "backward_step", "check_finite_loss", "optimizer_step"]
 
 
 class LossTerms:
@@ -86,13 +87,56 @@ def check_finite_loss(engine: Any, stage: str = "", hint: str = "", **terms: tor
     )
 
 
+def autocast(engine: Any, like: torch.Tensor) -> torch.autocast:
+    """The engine's AMP region on ``like``'s device: ``torch.autocast`` enabled when ``engine.amp`` is on.
+
+    MONAI's own engines always use ``torch.autocast("cuda")``; this one follows the batch, so AMP also runs
+    on CPU (bfloat16), which is how the tests exercise the mixed-precision code path without a GPU.
+
+    Args:
+        engine: the running engine (``amp`` and ``amp_kwargs`` are read).
+        like: a tensor on the device of the computation (the batch).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> engine = SimpleNamespace(amp=True, amp_kwargs={})
+        >>> with autocast(engine, torch.zeros(1)):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.bfloat16
+    """
+    return torch.autocast(like.device.type, enabled=bool(engine.amp), **(engine.amp_kwargs or {}))
+
+
+def backward_step(engine: Any, loss: torch.Tensor, optimizer: Optimizer, fire_backward: bool = True) -> None:
+    """``loss.backward()``, gradient synchronisation and one step of ``optimizer``, through the engine's AMP
+    ``GradScaler`` when it has an enabled one (float16 on CUDA).
+
+    Args:
+        engine: the running trainer (``network``, ``amp`` and ``scaler`` are read).
+        loss: the scalar loss.
+        optimizer: the optimiser to step.
+        fire_backward: fire ``BACKWARD_COMPLETED`` between the backward pass and the step (as MONAI does).
+    """
+    scaler = getattr(engine, "scaler", None)
+    scaled = bool(getattr(engine, "amp", False)) and scaler is not None and scaler.is_enabled()
+    (scaler.scale(loss) if scaled else loss).backward()
+    if fire_backward:
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+    sync_gradients(engine.network, optimizer)
+    if scaled:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
 def optimizer_step(engine: Any, loss: torch.Tensor, optimizer: Optimizer | None = None, last: bool = True) -> None:
     """``loss.backward()`` and one optimiser step, with the engine's AMP scaler when it uses one.
 
     Stores the loss in ``engine.state.output`` and fires ``LOSS_COMPLETED`` and
     ``BACKWARD_COMPLETED``; with ``last`` (the iteration's final step) it stores the detached loss
-    and fires ``MODEL_COMPLETED``. Trainers with two optimisers (Soft-Intro) call it once per
-    optimiser, ``last=False`` for the first.
+    and fires ``MODEL_COMPLETED``. A trainer with two optimisers can call it once per optimiser,
+    ``last=False`` for the first (Soft-Intro calls :func:`backward_step` for its encoder step).
 
     Args:
         engine: the running trainer (``optimizer``, ``amp``, ``scaler`` and ``state`` are used).
@@ -103,18 +147,7 @@ def optimizer_step(engine: Any, loss: torch.Tensor, optimizer: Optimizer | None 
     optimizer = optimizer if optimizer is not None else engine.optimizer
     engine.state.output[Keys.LOSS] = loss
     engine.fire_event(IterationEvents.LOSS_COMPLETED)
-    scaler = getattr(engine, "scaler", None)
-    if getattr(engine, "amp", False) and scaler is not None:
-        scaler.scale(loss).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        sync_gradients(engine.network, optimizer)
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        sync_gradients(engine.network, optimizer)
-        optimizer.step()
+    backward_step(engine, loss, optimizer)
     if last:
         engine.state.output[Keys.LOSS] = loss.detach()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -13,9 +13,10 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 from torch.optim import Optimizer
 
-from monai_genvq.engines.distributed import sync_gradients, unwrap_module
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.distributed import unwrap_module
+from monai_genvq.engines.steps import LossTerms, autocast, backward_step, check_finite_loss, optimizer_step
 from monai_genvq.losses.elbo import gaussian_kl, reconstruction_error
+from monai_genvq.utils.precision import to_float32
 
 _HINT = "lower the learning rate or beta_neg, or check the inputs for NaN."
 
@@ -53,10 +54,10 @@ class PrepareVAEBatch:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.image_key not in batchdata:
             raise KeyError(f"batch has no {self.image_key!r} entry (keys: {sorted(batchdata)})")
-        x = torch.as_tensor(batchdata[self.image_key]).float().to(device=device, non_blocking=non_blocking, **kwargs)
+        x = torch.as_tensor(batchdata[self.image_key]).to(device=device, non_blocking=non_blocking, **kwargs).float()
         attrs = batchdata.get(self.attribute_key) if self.attribute_key else None
         if attrs is not None:
-            attrs = torch.as_tensor(attrs).float().to(device=device, non_blocking=non_blocking)
+            attrs = torch.as_tensor(attrs).to(device=device, non_blocking=non_blocking).float()
         return x, attrs
 
 
@@ -64,7 +65,7 @@ class VAEReconstructionInferer(Inferer):
     """Returns the deterministic reconstruction (decode(μ)) of a flat-latent VAE as a tensor (for MONAI Label)."""
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
-        return network(inputs, sample=False).reconstruction
+        return to_float32(network(inputs, sample=False).reconstruction)
 
 
 #: ``output_transform`` of the terms the VAE and Soft-Intro trainers log.
@@ -95,7 +96,8 @@ class VAETrainer(SupervisedTrainer):
         attribute_loss: callable ``(z, attributes) -> scalar`` or None.
         reconstruction: ``"mse"`` or ``"bce"``.
         prepare_batch: returns ``(image, attributes)``; default :class:`PrepareVAEBatch`.
-        kwargs: other :class:`~monai.engines.SupervisedTrainer` arguments.
+        kwargs: other :class:`~monai.engines.SupervisedTrainer` arguments; with ``amp`` the network runs under
+            ``torch.autocast`` and the ELBO terms are computed in float32.
 
     Example:
         >>> from monai_genvq.networks import ConvVAE
@@ -140,7 +142,9 @@ class VAETrainer(SupervisedTrainer):
         engine.state.output = {Keys.IMAGE: x, Keys.LABEL: x, "attributes": attrs}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        out = engine.network(x)
+        with autocast(engine, x):
+            out = engine.network(x)
+        out = to_float32(out)  # the ELBO terms in float32
         engine.state.output[Keys.PRED] = out.reconstruction
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         rec = reconstruction_error(out.reconstruction, x, engine.reconstruction)
@@ -192,6 +196,9 @@ class SoftIntroTrainer(Trainer):
         epoch_length, non_blocking, iteration_update, postprocessing, key_train_metric,
         additional_metrics, metric_cmp_fn, train_handlers, decollate, optim_set_to_none, to_kwargs,
         amp_kwargs: as :class:`monai.engines.SupervisedTrainer`.
+        amp: run the encoder and decoder passes under ``torch.autocast`` on the batch's device (float16 with
+            a ``GradScaler`` on CUDA, bfloat16 on CPU); every loss term (reconstruction errors, KL, the
+            exp-ELBO terms) is computed in float32.
 
     Example:
         >>> from monai_genvq.networks import SoftIntroResNetVAE
@@ -227,6 +234,7 @@ class SoftIntroTrainer(Trainer):
         decollate: bool = True,
         optim_set_to_none: bool = False,
         to_kwargs: dict | None = None,
+        amp: bool = False,
         amp_kwargs: dict | None = None,
     ) -> None:
         super().__init__(
@@ -243,6 +251,7 @@ class SoftIntroTrainer(Trainer):
             metric_cmp_fn=metric_cmp_fn,
             handlers=train_handlers,
             decollate=decollate,
+            amp=amp,
             to_kwargs=to_kwargs,
             amp_kwargs=amp_kwargs,
         )
@@ -278,21 +287,25 @@ class SoftIntroTrainer(Trainer):
         net.train()
         noise = torch.randn(x.shape[0], net.latent_dim, device=x.device)
 
-        # ---- encoder step
+        # ---- encoder step (networks under the engine's AMP region; every loss term in float32)
         engine._freeze(net.encoder, False)
         engine._freeze(net.decoder, True)
-        mu, logvar = net.encode(x)
-        z = net.reparameterize(mu, logvar)
-        rec = net.decode(z)
-        fake = net.decode(noise)
+        with autocast(engine, x):
+            mu, logvar = net.encode(x)
+            z = net.reparameterize(mu, logvar)
+            rec = net.decode(z)
+            fake = net.decode(noise)
+            mu_r, logvar_r = net.encode(rec.detach())
+            mu_f, logvar_f = net.encode(fake.detach())
+            rec_rec = net.decode(net.reparameterize(mu_r, logvar_r))
+            rec_fake = net.decode(net.reparameterize(mu_f, logvar_f))
+        mu, logvar, z, rec, fake, mu_r, logvar_r, mu_f, logvar_f, rec_rec, rec_fake = to_float32(
+            (mu, logvar, z, rec, fake, mu_r, logvar_r, mu_f, logvar_f, rec_rec, rec_fake)
+        )
         engine.state.output[Keys.PRED] = rec
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         rec_loss = reconstruction_error(rec, x, kind)
         kl_real = gaussian_kl(mu, logvar)
-        mu_r, logvar_r = net.encode(rec.detach())
-        mu_f, logvar_f = net.encode(fake.detach())
-        rec_rec = net.decode(net.reparameterize(mu_r, logvar_r))
-        rec_fake = net.decode(net.reparameterize(mu_f, logvar_f))
         elbo_r = b_rec * reconstruction_error(rec_rec, rec.detach(), kind, "none") + b_neg * gaussian_kl(
             mu_r, logvar_r, "per_sample"
         )
@@ -307,20 +320,22 @@ class SoftIntroTrainer(Trainer):
             loss_e = loss_e + attr
         check_finite_loss(engine, hint=_HINT, loss_e=loss_e, rec_loss=rec_loss, kl=kl_real, attr_loss=attr)
         engine.optimizer_e.zero_grad(set_to_none=engine.optim_set_to_none)
-        loss_e.backward()
-        sync_gradients(engine.network, engine.optimizer_e)
-        engine.optimizer_e.step()
+        backward_step(engine, loss_e, engine.optimizer_e, fire_backward=False)
 
         # ---- decoder step (encoder frozen)
         engine._freeze(net.encoder, True)
         engine._freeze(net.decoder, False)
-        fake = net.decode(noise)
-        rec = net.decode(z.detach())
+        with autocast(engine, x):
+            fake = net.decode(noise)
+            rec = net.decode(z.detach())
+            mu_r, logvar_r = net.encode(rec)
+            mu_f, logvar_f = net.encode(fake)
+            rec_rec = net.decode(net.reparameterize(mu_r, logvar_r).detach())
+            rec_fake = net.decode(net.reparameterize(mu_f, logvar_f).detach())
+        fake, rec, mu_r, logvar_r, mu_f, logvar_f, rec_rec, rec_fake = to_float32(
+            (fake, rec, mu_r, logvar_r, mu_f, logvar_f, rec_rec, rec_fake)
+        )
         rec_loss_d = reconstruction_error(rec, x, kind)
-        mu_r, logvar_r = net.encode(rec)
-        mu_f, logvar_f = net.encode(fake)
-        rec_rec = net.decode(net.reparameterize(mu_r, logvar_r).detach())
-        rec_fake = net.decode(net.reparameterize(mu_f, logvar_f).detach())
         kl_rec, kl_fake = gaussian_kl(mu_r, logvar_r), gaussian_kl(mu_f, logvar_f)
         rr = reconstruction_error(rec_rec, rec.detach(), kind) + reconstruction_error(rec_fake, fake.detach(), kind)
         loss_d = scale * (b_rec * rec_loss_d + 0.5 * b_kl * (kl_rec + kl_fake) + 0.5 * engine.gamma_r * b_rec * rr)
@@ -340,10 +355,7 @@ class SoftIntroTrainer(Trainer):
         )
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         engine.optimizer_d.zero_grad(set_to_none=engine.optim_set_to_none)
-        loss_d.backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        sync_gradients(engine.network, engine.optimizer_d)
-        engine.optimizer_d.step()
+        backward_step(engine, loss_d, engine.optimizer_d)
         engine._freeze(net.encoder, False)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
@@ -355,7 +367,8 @@ class VAEEvaluator(SupervisedEvaluator):
     run on the same pass.
 
     Same arguments as :class:`monai.engines.SupervisedEvaluator`; ``prepare_batch`` returns
-    ``(image, attributes)`` (default :class:`PrepareVAEBatch`).
+    ``(image, attributes)`` (default :class:`PrepareVAEBatch`). With ``amp`` the network runs under
+    ``torch.autocast`` on the batch's device; ``pred`` and ``latent`` are float32.
 
     Example:
         >>> evaluator = VAEEvaluator("cpu", loader, net, key_val_metric={"val_ssim": ...})  # doctest: +SKIP
@@ -385,8 +398,9 @@ class VAEEvaluator(SupervisedEvaluator):
         x, attrs = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         engine.state.output = {Keys.IMAGE: x, Keys.LABEL: x, "attributes": attrs}
         engine.network.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(engine, x):
             out = engine.network(x, sample=False)
+        out = to_float32(out)
         engine.state.output.update({Keys.PRED: out.reconstruction, "latent": out.mu})
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

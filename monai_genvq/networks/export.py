@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from monai_genvq.utils.precision import to_float32
+
 __all__ = ["TensorOutputNetwork", "network_tensor"]
 
 
@@ -29,7 +31,8 @@ def network_tensor(
 
     A TorchScript module (an export of :class:`TensorOutputNetwork`) already computes that tensor, so
     it is simply called. A result that is a tensor is returned as it is; a dataclass/object gives its
-    attribute ``output``; a mapping its item ``output``.
+    attribute ``output``; a mapping its item ``output``. A float16/bfloat16 result (the network ran under
+    AMP) is returned as float32, so metrics, post-processing and writers always see float32.
 
     Raises:
         ValueError: the result is not a tensor and ``output`` is not given or names nothing in it.
@@ -43,11 +46,11 @@ def network_tensor(
         return network(inputs)
     result = getattr(network, method)(inputs, **dict(kwargs or {}))
     if isinstance(result, torch.Tensor):
-        return result
+        return to_float32(result)
     if output is not None:
         value = result.get(output) if isinstance(result, Mapping) else getattr(result, output, None)
         if isinstance(value, torch.Tensor):
-            return value
+            return to_float32(value)
     raise ValueError(
         f"{type(network).__name__}.{method} returned {type(result).__name__}; name its tensor field with `output` "
         f"(got output={output!r})"

@@ -27,7 +27,8 @@ from monai_genvq.apps.anatomical_prior.losses import (
 )
 from monai_genvq.apps.anatomical_prior.networks import LOGVAR_RANGE, ImageSegmentationVAE, LabelPriorVAE
 from monai_genvq.engines.distributed import broadcast_module, unwrap_module
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import LossTerms, autocast, check_finite_loss, optimizer_step
+from monai_genvq.utils.precision import float32_region, to_float32
 
 _HINT = "lower the learning rate, or check the inputs for NaN / intensities far outside [0, 1]."
 __all__ = [
@@ -80,8 +81,8 @@ class PrepareLabelBatch:
                 f"label maps of {batchdata.get('subject', 'this batch')} hold values {bad.tolist()} outside the "
                 f"declared label set 0..{self.num_labels - 1}"
             )
-        onehot = F.one_hot(lab[:, 0], self.num_labels).movedim(-1, 1).float()
-        return onehot.to(device=device, non_blocking=non_blocking), None
+        lab = lab.to(device=device, non_blocking=non_blocking)  # the integer map travels, not its one-hot
+        return F.one_hot(lab[:, 0], self.num_labels).movedim(-1, 1).float(), None
 
 
 class PrepareImageBatch:
@@ -112,7 +113,8 @@ class LabelPriorTrainer(SupervisedTrainer):
         num_labels: the declared label set ``0..num_labels-1`` (checked on every batch).
         beta: KL weight.
         prepare_batch: default :class:`PrepareLabelBatch`.
-        kwargs: other :class:`~monai.engines.SupervisedTrainer` arguments.
+        kwargs: other :class:`~monai.engines.SupervisedTrainer` arguments; with ``amp`` the VAE runs under
+            ``torch.autocast`` and the ELBO is computed in float32.
 
     Example:
         >>> net = LabelPriorVAE(2, 3, 16, (4,), 2)
@@ -158,7 +160,9 @@ class LabelPriorTrainer(SupervisedTrainer):
         engine.state.output = {Keys.IMAGE: s, Keys.LABEL: s}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        out = engine.network(s)
+        with autocast(engine, s):
+            out = engine.network(s)
+        out = to_float32(out)  # the ELBO in float32
         engine.state.output[Keys.PRED] = out.logits
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         terms = engine.loss_function(out, s)
@@ -237,6 +241,9 @@ class ImageModelTrainer(SupervisedTrainer):
         pretrain_iterations: iterations of encoder pre-training on prior renders.
         init_intensity: initialise the intensity model from the atlas at start.
         prepare_batch: default :class:`PrepareImageBatch`.
+        kwargs: other :class:`~monai.engines.SupervisedTrainer` arguments; with ``amp`` the image encoder and
+            the frozen decoder run under ``torch.autocast``; the atlas initialisation, the prior renders and
+            every loss term are float32.
 
     Example:
         >>> net = ImageSegmentationVAE(LabelPriorVAE(2, 3, 16, (4,), 2))
@@ -296,13 +303,16 @@ class ImageModelTrainer(SupervisedTrainer):
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         if engine.state.iteration <= engine.pretrain_iterations:
             x_syn, z_syn = render_from_prior(unwrap_module(engine.network), x.shape[0])
-            mu, logvar = unwrap_module(engine.network).encode(x_syn)
-            loss = gaussian_nll_latent(z_syn, mu, logvar).mean()
+            with autocast(engine, x):
+                mu, logvar = unwrap_module(engine.network).encode(x_syn)
+            loss = gaussian_nll_latent(z_syn, *to_float32((mu, logvar))).mean()
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             check_finite_loss(engine, hint=_HINT, stage="image-encoder pre-training (stage 2)", pretrain_loss=loss)
             engine.state.output.update({Keys.LOSS: loss, "pretrain_loss": loss.detach()})
         else:
-            out = engine.network(x)
+            with autocast(engine, x):
+                out = engine.network(x)
+            out = to_float32(out)  # the Jensen bound (log-sum-exp over labels) in float32
             engine.state.output[Keys.PRED] = out.logits
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             terms = engine.loss_function(out, x)
@@ -315,6 +325,7 @@ class ImageModelTrainer(SupervisedTrainer):
         return engine.state.output
 
 
+@float32_region
 def refine_latent(
     network: ImageSegmentationVAE,
     x: torch.Tensor,
@@ -331,6 +342,8 @@ def refine_latent(
     constant. Starting from the amortised ``z0 = μ(x)`` this closes part of the amortisation gap
     (semi-amortised inference); ``restarts`` extra starts drawn from N(0, I) let it leave a wrong
     mode (e.g. a wrong pose); the start with the highest final objective wins. No labels are used.
+    It runs in float32 even under AMP (autocast off): it follows the objective's gradient for many
+    small steps, which half-precision decodes would blur.
 
     Returns:
         (B, latent_dim) refined latents.
@@ -402,4 +415,4 @@ class AnatomicalPriorInferer(Inferer):
                 self.refine_restarts,
                 self.refine_lr,
             )
-        return network.decode(mu)
+        return to_float32(network.decode(mu))

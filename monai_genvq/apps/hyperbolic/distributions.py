@@ -22,6 +22,7 @@ import math
 import torch
 
 from monai_genvq.apps.hyperbolic.manifold import MIN_NORM, as_curvature, dist, gmath, lambda_x, log_sinhc, project
+from monai_genvq.utils.precision import float32_region
 
 __all__ = [
     "wrapped_normal_rsample",
@@ -43,6 +44,7 @@ def _tangent_to_ball(mu: torch.Tensor, eps: torch.Tensor, k: torch.Tensor) -> to
     return project(gmath.expmap(mu, u, k=k), k)
 
 
+@float32_region
 def wrapped_normal_rsample(
     mu: torch.Tensor, sigma: torch.Tensor, c: float | torch.Tensor, sample_shape: torch.Size | tuple = ()
 ) -> torch.Tensor:
@@ -63,6 +65,7 @@ def wrapped_normal_rsample(
     return _tangent_to_ball(mu.expand(shape), eps, k)
 
 
+@float32_region
 def wrapped_normal_log_prob(
     z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, c: float | torch.Tensor
 ) -> torch.Tensor:
@@ -152,6 +155,7 @@ def riemannian_normal_radius_cdf(r: torch.Tensor, sigma: torch.Tensor, c: float,
     return cdf.clamp(0.0, 1.0).to(r.dtype)
 
 
+@float32_region
 def riemannian_normal_sample_radius(
     sigma: torch.Tensor, c: float, d: int, max_rounds: int = 1000, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -218,6 +222,7 @@ def riemannian_normal_sample_radius(
     return r0 - (cdf - cdf.detach()) / density
 
 
+@float32_region
 def riemannian_normal_rsample(
     mu: torch.Tensor, sigma: torch.Tensor, c: float, sample_shape: torch.Size | tuple = ()
 ) -> torch.Tensor:
@@ -240,6 +245,7 @@ def riemannian_normal_rsample(
     return _tangent_to_ball(mu.expand(shape), direction * r.unsqueeze(-1), k)
 
 
+@float32_region
 def riemannian_normal_log_prob(z: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, c: float) -> torch.Tensor:
     """Exact log-density ``-d(μ, z)²/(2σ²) - log Z(σ)`` w.r.t. the Riemannian volume."""
     k = as_curvature(c, mu)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_genvq.apps.hyperbolic.manifold import MIN_NORM, as_curvature, expmap0, gmath, project
+from monai_genvq.utils.precision import float32_region
 
 __all__ = ["gyroplane_distance", "gyroplane_conv3d", "GyroplaneLayer", "GyroplaneConv3d"]
 
@@ -29,6 +30,7 @@ def _planes(p_tilde: torch.Tensor, a_tilde: torch.Tensor, k: torch.Tensor) -> tu
     return p, a
 
 
+@float32_region
 def gyroplane_distance(x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: float | torch.Tensor) -> torch.Tensor:
     """Signed distance of points ``x`` (..., d) to gyroplanes ``H_{a,p}`` (..., d), broadcasting.
 
@@ -40,6 +42,7 @@ def gyroplane_distance(x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: flo
     return gmath.dist2plane(project(x, k), project(p, k), a, k=k, signed=True)
 
 
+@float32_region
 def gyroplane_conv3d(
     x: torch.Tensor, p: torch.Tensor, a: torch.Tensor, c: float | torch.Tensor, padding: int = 0, chunk: int = 16
 ) -> torch.Tensor:

@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from monai_genvq.apps.hyperbolic.manifold import as_curvature, dist
+from monai_genvq.utils.precision import float32_region
 
 __all__ = ["hierarchical_triplet_loss", "reconstruction_nll"]
 
 
+@float32_region
 def hierarchical_triplet_loss(
     parent: torch.Tensor,
     child: torch.Tensor,
@@ -36,6 +38,7 @@ def hierarchical_triplet_loss(
     return F.relu(d_pos - d_neg + margin).mean()
 
 
+@float32_region
 def reconstruction_nll(
     recon: torch.Tensor, target: torch.Tensor, likelihood: str = "gaussian", scale: float = 0.1
 ) -> torch.Tensor:

@@ -5,7 +5,9 @@ distance, parallel transport from the origin) is geoopt's ``geoopt.manifolds.ste
 with curvature ``k = -c``; ``c = 0`` gives geoopt's flat stereographic model (Euclidean space with
 conformal factor 2), which is how the Euclidean-latent ablation shares the code path. This module
 only adds the clamps (so points at or beyond the boundary never produce NaN) and the small
-functions geoopt lacks (``sinhc``, a stable ``log sinhc``).
+functions geoopt lacks (``sinhc``, a stable ``log sinhc``). Under AMP these maps (and the densities of
+:mod:`.distributions`, the gyroplane distances and the losses) run in float32
+(:func:`~monai_genvq.utils.float32_region`): in float16 the boundary clamp ``1 - 4e-3`` is a few ulps from 1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 
 import torch
 from geoopt.manifolds.stereographic import math as gmath
+
+from monai_genvq.utils.precision import float32_region
 
 __all__ = [
     "MIN_NORM",
@@ -42,15 +46,21 @@ MIN_SIGMA = 1e-4
 
 
 def as_curvature(c: float | torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
-    """The geoopt curvature ``k = -c`` as a tensor (``c >= 0``; 0 is the Euclidean ablation)."""
-    c_t = torch.as_tensor(c, dtype=like.dtype if like is not None else torch.get_default_dtype())
-    if like is not None:
-        c_t = c_t.to(like.device)
-    if bool((c_t < 0).any()) or not bool(torch.isfinite(c_t).all()):
+    """The geoopt curvature ``k = -c`` as a tensor (``c >= 0``; 0 is the Euclidean ablation).
+
+    A Python number is checked in Python: no device synchronisation, and no graph break under ``torch.compile``.
+    """
+    if isinstance(c, (int, float)):
+        bad = not (math.isfinite(c) and c >= 0)
+    else:
+        bad = bool((torch.as_tensor(c) < 0).any()) or not bool(torch.isfinite(torch.as_tensor(c)).all())
+    if bad:
         raise ValueError(f"the ball's curvature magnitude c must be a finite number >= 0, got {c}")
-    return -c_t
+    c_t = torch.as_tensor(c, dtype=like.dtype if like is not None else torch.get_default_dtype())
+    return -(c_t.to(like.device) if like is not None else c_t)
 
 
+@float32_region
 def project(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Clamp points into the open ball (norm ≤ (1 - eps)/√c); NaN-free for inputs at or beyond the edge."""
     return gmath.project(x, k=k, dim=dim, eps=BOUNDARY_EPS.get(x.dtype, 4e-3))
@@ -68,11 +78,13 @@ def boundary_radius(c: float, dtype: torch.dtype = torch.float32) -> float:
     return 2.0 / c**0.5 * math.atanh(1.0 - BOUNDARY_EPS.get(dtype, 4e-3))
 
 
+@float32_region
 def expmap0(u: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Exponential map at the origin followed by :func:`project`."""
     return project(gmath.expmap0(u, k=k, dim=dim), k, dim=dim)
 
 
+@float32_region
 def bound_tangent0(u: torch.Tensor, max_radius: float, dim: int = -1) -> torch.Tensor:
     """Softly bound a tangent vector at the origin so ``expmap0`` of it lies within geodesic radius ``max_radius``.
 
@@ -105,21 +117,25 @@ def bound_tangent0(u: torch.Tensor, max_radius: float, dim: int = -1) -> torch.T
     return u * tanhc
 
 
+@float32_region
 def logmap0(x: torch.Tensor, k: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Logarithmic map at the origin of clamped points."""
     return gmath.logmap0(project(x, k, dim=dim), k=k, dim=dim)
 
 
+@float32_region
 def dist(x: torch.Tensor, y: torch.Tensor, k: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
     """Geodesic distance of clamped points (``2/√c · artanh(√c ‖(-x) ⊕ y‖)``)."""
     return gmath.dist(project(x, k, dim=dim), project(y, k, dim=dim), k=k, dim=dim, keepdim=keepdim)
 
 
+@float32_region
 def lambda_x(x: torch.Tensor, k: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
     """Conformal factor ``2 / (1 - c ‖x‖²)``."""
     return gmath.lambda_x(x, k=k, dim=dim, keepdim=keepdim)
 
 
+@float32_region
 def log_sinhc(x: torch.Tensor) -> torch.Tensor:
     """``log(sinh(x) / x)`` for ``x >= 0``, accurate at 0 (x²/6) and for large x (x - log 2x)."""
     x = x.abs()

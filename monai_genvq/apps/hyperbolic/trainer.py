@@ -14,7 +14,9 @@ from torch.optim import Optimizer
 from monai_genvq.apps.hyperbolic.losses import hierarchical_triplet_loss, reconstruction_nll
 from monai_genvq.apps.hyperbolic.triplets import TRIPLET_KEYS
 from monai_genvq.engines.distributed import unwrap_module
-from monai_genvq.engines.steps import LossTerms, check_finite_loss, optimizer_step
+from monai_genvq.engines.steps import LossTerms, autocast, check_finite_loss, optimizer_step
+from monai_genvq.utils.compile import CompiledForward
+from monai_genvq.utils.precision import to_float32
 
 __all__ = ["HyperbolicVAETrainer", "hyperbolic_loss_terms"]
 
@@ -48,7 +50,15 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         squared_triplet: compare squared distances in the triplet loss (Hsu et al.'s released code).
         likelihood: "gaussian" or "bernoulli".
         likelihood_scale: σ of the Gaussian likelihood.
-        kwargs: further :class:`SupervisedTrainer` arguments (handlers, epoch_length, amp …).
+        compile: run the network's forward pass through ``torch.compile`` (MONAI's ``SupervisedTrainer`` option,
+            here through :class:`~monai_genvq.utils.CompiledForward`: ``engine.network`` stays the eager module,
+            so checkpoints keep their keys, and a compilation failure warns and trains eagerly). Off by
+            default: on the 2-core CPU a step (32 triplets) ran 0.5-1.5x as fast but compiling took about
+            two minutes, more than a default run saves (``benchmarks/bench_brats_case.py``).
+        compile_kwargs: ``torch.compile`` arguments (``mode``, ``backend`` …) when ``compile`` is on.
+        kwargs: further :class:`SupervisedTrainer` arguments (handlers, epoch_length, amp …). With ``amp`` the
+            VAE's convolutions run under ``torch.autocast``; the Poincaré-ball maps, densities and gyroplane
+            distances stay float32 (:func:`~monai_genvq.utils.float32_region`), and so do the loss terms.
 
     Example:
         >>> from monai_genvq.apps.hyperbolic import HyperbolicVAE
@@ -72,6 +82,8 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         likelihood: str = "gaussian",
         likelihood_scale: float = 0.1,
         train_handlers: Sequence | None = None,
+        compile: bool = False,
+        compile_kwargs: dict | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("loss_function", torch.nn.Identity())
@@ -87,6 +99,7 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         self.kl_weight, self.triplet_weight, self.margin = kl_weight, triplet_weight, margin
         self.squared_triplet = squared_triplet
         self.likelihood, self.likelihood_scale = likelihood, likelihood_scale
+        self.forward_network = CompiledForward(self.network, compile, "hyperbolic VAE", **(compile_kwargs or {}))
 
     def _iteration(self, engine: HyperbolicVAETrainer, batchdata: dict[str, Any]) -> dict:  # type: ignore[override]
         if batchdata is None:
@@ -103,7 +116,9 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         engine.state.output = {Keys.IMAGE: x, Keys.LABEL: x}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        out = engine.network(x)
+        with autocast(engine, x):  # convolutions in half precision; the ball's maps are float32 regions
+            out = engine.forward_network(x)
+        out = to_float32(out)
         engine.state.output[Keys.PRED] = out.reconstruction
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         rec = reconstruction_nll(out.reconstruction, x, engine.likelihood, engine.likelihood_scale).mean()

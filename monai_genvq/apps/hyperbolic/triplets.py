@@ -87,7 +87,12 @@ class TripletPatchSampler(Randomizable, Transform):
         v = check_volume(volume, self.patch_size, name)
         cand = None
         if self.mask_fn is not None:
-            cand = np.argwhere(np.asarray(self.mask_fn(v)))
+            # flat indices in C order (argwhere's order, so the same draws give the same centres): one pass
+            # instead of argwhere's (n, 3) coordinates, which took 70 % of a BraTS-sized call
+            mask = np.asarray(self.mask_fn(v))
+            if mask.shape != tuple(v.shape[1:]):
+                raise ValueError(f"{name}: the sampling mask has shape {mask.shape}, the volume {tuple(v.shape[1:])}")
+            cand = np.flatnonzero(mask)
             if len(cand) == 0:
                 raise ValueError(f"{name}: the sampling mask is empty")
         return [self._triplet(v, cand) for _ in range(num_samples)]
@@ -98,7 +103,7 @@ class TripletPatchSampler(Randomizable, Transform):
         rs = self.R
         p_size = int(min(rs.randint(self.parent_size[0], self.parent_size[1] + 1), shape.min()))
         if cand is not None:
-            centre = cand[rs.randint(len(cand))]
+            centre = np.array(np.unravel_index(cand[rs.randint(len(cand))], shape))
         else:
             centre = np.array([rs.randint(s) for s in shape])
         p_start = np.clip(centre - p_size // 2, 0, shape - p_size)

@@ -20,6 +20,7 @@ from monai_genvq.apps.streamlines.dataset import (
 )
 from monai_genvq.apps.streamlines.dipy_bundles import dipy_data_file, prepare_dipy_bundles
 from monai_genvq.apps.streamlines.figures import as_streamline_points, save_streamline_render
+from monai_genvq.apps.streamlines.group_cache import default_group_cache_dir
 from monai_genvq.apps.streamlines.group_order import apply_group_order, canonical_group_order, invert_group_order
 from monai_genvq.apps.streamlines.inference import streamline_inference_items
 from monai_genvq.apps.streamlines.io import (
@@ -38,6 +39,7 @@ from monai_genvq.apps.streamlines.prior_report import (
     choose_sample_statistics,
 )
 from monai_genvq.apps.streamlines.report import StreamlineEvaluationReport, latent_perturbation_buan
+from monai_genvq.apps.streamlines.samples import StreamlineSamples
 from monai_genvq.apps.streamlines.synthetic import (
     SYNTHETIC_TRACTS,
     ensure_synthetic_tractoinferno,
@@ -74,6 +76,7 @@ __all__ = [
     "StreamlineGroups",
     "StreamlineNormalizer",
     "StreamlinePriorReport",
+    "StreamlineSamples",
     "StreamlineWriter",
     "StreamlinesToBundleTensor",
     "StreamlinesToBundleTensord",
@@ -87,6 +90,7 @@ __all__ = [
     "canonical_group_order",
     "check_unique_streamline_outputs",
     "choose_sample_statistics",
+    "default_group_cache_dir",
     "dipy_data_file",
     "discover_tractoinferno",
     "ensure_synthetic_tractoinferno",

@@ -1,13 +1,15 @@
 """Bundle samples for VQ-Diff: groups of resampled streamlines of one bundle as ``(3, group_size, n_points)``.
 
-Pipeline: discover files -> load (mm) -> resample each streamline to ``n_points`` -> shuffle and cut each
-file's streamlines into groups of ``group_size`` -> balance the number of groups per bundle name ->
-stratified train/validation split -> fit one global min/max normaliser on the training groups ->
-normalise every group to [-1, 1].
+Pipeline: discover files -> per file (one file in memory at a time; cached, see ``group_cache``): load
+(mm) -> resample each streamline to ``n_points`` -> shuffle and cut the streamlines into groups of
+``group_size`` -> canonical order -> balance the number of groups per bundle name -> stratified
+train/validation split -> fit one global min/max normaliser on the training groups (one streaming pass)
+-> normalise each group to [-1, 1] when it is read (:class:`StreamlineSamples`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import zlib
@@ -19,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from monai_genvq.apps.streamlines.dipy_bundles import prepare_dipy_bundles
+from monai_genvq.apps.streamlines.group_cache import cached_groups, resolve_group_cache
 from monai_genvq.apps.streamlines.group_order import apply_group_order, canonical_group_order
 from monai_genvq.apps.streamlines.io import load_streamlines
+from monai_genvq.apps.streamlines.samples import StreamlineSamples
 from monai_genvq.apps.streamlines.synthetic import ensure_synthetic_tractoinferno
 from monai_genvq.apps.streamlines.tractoinferno import discover_tractoinferno
 from monai_genvq.apps.streamlines.transforms import (
@@ -99,38 +103,51 @@ def group_streamlines(
     return streamlines[order].reshape(n_groups, group_size, *streamlines.shape[1:])
 
 
-def _record_rng(seed: int, record: Mapping[str, Any]) -> np.random.Generator:
+def _record_stream(record: Mapping[str, Any]) -> str:
     # a stream per file (not per position in the list), so adding files does not reshuffle the others
     fields = (record.get("split", ""), record.get("subject", ""), record.get("bundle", ""), Path(record["path"]).name)
-    key = "/".join(str(f) for f in fields)
-    return np.random.default_rng([int(seed), zlib.crc32(key.encode())])
+    return "/".join(str(f) for f in fields)
 
 
-def balance_samples(samples: Sequence[dict], seed: int = 0, key: str = "name") -> list[dict]:
+def _record_rng(seed: int, record: Mapping[str, Any]) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(_record_stream(record).encode())])
+
+
+def _field(samples: Sequence[dict], key: str) -> list:
+    """One field of every sample; a :class:`StreamlineSamples` answers without reading its bundles."""
+    return samples.field(key) if isinstance(samples, StreamlineSamples) else [s[key] for s in samples]
+
+
+def _take(samples: Sequence[dict], indices: Sequence[int]) -> Sequence[dict]:
+    return samples.subset(indices) if isinstance(samples, StreamlineSamples) else [samples[i] for i in indices]
+
+
+def balance_samples(samples: Sequence[dict], seed: int = 0, key: str = "name") -> Sequence[dict]:
     """Equalise the number of samples per bundle name by random downsampling to the rarest name.
 
     No sample is duplicated; the kept samples stay in their original order.
 
     Args:
-        samples: sample dicts.
+        samples: sample dicts (a list, or a :class:`StreamlineSamples`, whose bundles are not read).
         seed: random seed.
         key: the field to balance on.
 
     Returns:
-        The balanced list.
+        The balanced samples: a list, or a :class:`StreamlineSamples` view for one.
+
+    Example:
+        >>> [s["i"] for s in balance_samples([{"name": "A", "i": 0}, {"name": "A", "i": 1}, {"name": "B", "i": 2}])]
+        [1, 2]
     """
     by_name: dict[str, list[int]] = defaultdict(list)
-    for index, sample in enumerate(samples):
-        by_name[sample[key]].append(index)
-    if not by_name:
-        return []
-    smallest = min(len(indices) for indices in by_name.values())
+    for index, name in enumerate(_field(samples, key)):
+        by_name[name].append(index)
     rng = np.random.default_rng(seed)
     keep: set[int] = set()
+    smallest = min((len(indices) for indices in by_name.values()), default=0)
     for name in sorted(by_name):
-        indices = by_name[name]
-        keep.update(rng.choice(indices, size=smallest, replace=False).tolist())
-    return [sample for index, sample in enumerate(samples) if index in keep]
+        keep.update(rng.choice(by_name[name], size=smallest, replace=False).tolist())
+    return _take(samples, sorted(keep))
 
 
 def build_streamline_samples(
@@ -142,8 +159,14 @@ def build_streamline_samples(
     replacement: str = "error",
     seed: int = 0,
     canonical_order: bool = True,
-) -> list[dict]:
+    group_cache: str | os.PathLike | bool | None = None,
+) -> StreamlineSamples:
     """Load bundle files and turn them into grouped bundle samples in millimetres.
+
+    Files are prepared one at a time (only one file's streamlines are in memory). With the group cache
+    (the default) each file's prepared groups are stored once and memory-mapped afterwards, so later
+    runs skip loading and resampling and the samples hold no bundle data in memory (see
+    :mod:`~monai_genvq.apps.streamlines.group_cache`).
 
     Args:
         records: dicts with ``"path"``, ``"bundle"``, ``"subject"`` (and optionally ``"split"``), e.g. from
@@ -157,38 +180,60 @@ def build_streamline_samples(
         canonical_order: orient every streamline of a group alike and sort the rows along the bundle
             (:func:`~monai_genvq.apps.streamlines.canonical_group_order`); BUAN is unchanged by it, training
             converges far faster.
+        group_cache: folder of the prepared-groups cache; ``None``, ``True`` or ``""``: the default
+            ``<cache root>/streamline_groups`` (``$MONAI_GENVQ_CACHE`` or ``~/.cache/monai_genvq``);
+            ``False``: no cache (the groups stay in memory).
 
     Returns:
-        Sample dicts ``{"bundle": float32 (3, group_size, n_points) in mm, "name", "subject", "path",
-        "split", "group"}`` in record order.
+        A :class:`StreamlineSamples` sequence of sample dicts ``{"bundle": float32 (3, group_size,
+        n_points) in mm, "name", "subject", "path", "split", "group"}`` in record order, each bundle read
+        when the sample is accessed.
 
     Raises:
         StreamlineFileError: a file cannot be used (see :func:`~monai_genvq.apps.streamlines.io.load_streamlines`).
         ValueError: a file has too few streamlines and ``replacement="error"``.
+
+    Example:
+        >>> samples = build_streamline_samples(discover_tractoinferno("/data/TractoInferno"))  # doctest: +SKIP
+        >>> samples[0]["bundle"].shape  # doctest: +SKIP
+        (3, 64, 64)
     """
-    samples = []
+    cache_dir = resolve_group_cache(group_cache)
+    options = {"n_points": int(n_points), "group_size": int(group_size), "replacement": replacement, "seed": int(seed)}
+    options["canonical_order"] = bool(canonical_order)
+    files = []
     for record in records:
-        streamlines = resample_streamlines(load_streamlines(record["path"]), n_points)
-        groups = group_streamlines(
-            streamlines, group_size, _record_rng(seed, record), replacement=replacement, source=record["path"]
+        groups = cached_groups(
+            record["path"],
+            {**options, "stream": _record_stream(record)},
+            functools.partial(_prepare_groups, record, **options),
+            (3, group_size, n_points),
+            cache_dir,
         )
-        for index, group in enumerate(groups):
-            if canonical_order:
-                group = apply_group_order(group, *canonical_group_order(group))
-            samples.append(
-                {
-                    "bundle": streamlines_to_bundle_tensor(group).astype(np.float32),
-                    "name": record["bundle"],
-                    "subject": record.get("subject", ""),
-                    "path": str(record["path"]),
-                    "split": record.get("split", ""),
-                    "group": index,
-                }
-            )
+        # a cache entry is kept as its path: an open map per file would run out of file descriptors
+        source = groups.filename if isinstance(groups, np.memmap) else groups
+        fields = {"name": record["bundle"], "subject": record.get("subject", ""), "path": str(record["path"])}
+        files.append((source, {**fields, "split": record.get("split", "")}))
+    samples = StreamlineSamples(files)
     return balance_samples(samples, seed) if balance else samples
 
 
-def split_samples(samples: Sequence[dict], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def _prepare_groups(
+    record: Mapping[str, Any], n_points: int, group_size: int, replacement: str, seed: int, canonical_order: bool
+) -> np.ndarray:
+    """One file's groups, float32 ``(G, 3, group_size, n_points)`` in mm (see :func:`build_streamline_samples`)."""
+    streamlines = resample_streamlines(load_streamlines(record["path"]), n_points)
+    groups = group_streamlines(
+        streamlines, group_size, _record_rng(seed, record), replacement=replacement, source=record["path"]
+    )
+    if canonical_order:
+        groups = np.stack([apply_group_order(group, *canonical_group_order(group)) for group in groups])
+    return streamlines_to_bundle_tensor(groups).astype(np.float32)
+
+
+def split_samples(
+    samples: Sequence[dict], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[Sequence[dict], Sequence[dict]]:
     """Seeded train/validation split, stratified by bundle name.
 
     Each name contributes ``round(n * val_fraction)`` samples to validation, but at least one and at most
@@ -196,12 +241,13 @@ def split_samples(samples: Sequence[dict], val_fraction: float = 0.1, seed: int 
     lists keep the input order.
 
     Args:
-        samples: sample dicts with a ``"name"``.
+        samples: sample dicts with a ``"name"`` (a list, or a :class:`StreamlineSamples`, whose bundles are
+            not read).
         val_fraction: fraction for validation, in [0, 1).
         seed: random seed.
 
     Returns:
-        ``(train, validation)``.
+        ``(train, validation)``: lists, or :class:`StreamlineSamples` views for one.
 
     Raises:
         ValueError: ``val_fraction`` outside [0, 1).
@@ -209,8 +255,8 @@ def split_samples(samples: Sequence[dict], val_fraction: float = 0.1, seed: int 
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     by_name: dict[str, list[int]] = defaultdict(list)
-    for index, sample in enumerate(samples):
-        by_name[sample["name"]].append(index)
+    for index, name in enumerate(_field(samples, "name")):
+        by_name[name].append(index)
     rng = np.random.default_rng(seed)
     validation: set[int] = set()
     for name in sorted(by_name):
@@ -219,9 +265,8 @@ def split_samples(samples: Sequence[dict], val_fraction: float = 0.1, seed: int 
         if val_fraction > 0 and len(indices) >= 2:
             n_val = min(max(n_val, 1), len(indices) - 1)
         validation.update(rng.permutation(indices)[:n_val].tolist())
-    train = [s for i, s in enumerate(samples) if i not in validation]
-    val = [s for i, s in enumerate(samples) if i in validation]
-    return train, val
+    train = [i for i in range(len(samples)) if i not in validation]
+    return _take(samples, train), _take(samples, sorted(validation))
 
 
 def _subject_id(subject: str) -> str:
@@ -234,6 +279,9 @@ class StreamlineGroups:
 
     The object bundle configs instantiate. It is lazy: nothing is read until the first access to
     ``train``, ``validation``, ``test``, ``normalizer`` or ``records``, and everything is built once.
+    Files are prepared one at a time into the group cache (``group_cache``), which later runs read
+    instead of loading and resampling again; the samples read and normalise each bundle when accessed
+    (:class:`StreamlineSamples`), so memory does not grow with the dataset.
 
     Each sample is ``{"bundle": float32 (3, group_size, n_points) in [-1, 1], "name", "subject", "path",
     "split", "group"}``; ``normalizer.denormalize`` maps a bundle (or a reconstruction) back to mm.
@@ -262,6 +310,9 @@ class StreamlineGroups:
         cache_dir: folder for the generated dataset (see ``ensure_synthetic_tractoinferno`` /
             ``prepare_dipy_bundles``).
         canonical_order: put each group in canonical order (see :func:`build_streamline_samples`).
+        group_cache: folder of the prepared-groups cache; ``None``/``True``/``""``: the default
+            ``<cache root>/streamline_groups``; ``False``: no cache, the groups are prepared on every
+            run and kept in memory.
 
     Raises:
         ValueError: unknown ``dataset``, ``"tractoinferno"`` without ``dataset_dir``, unknown holdout
@@ -292,6 +343,7 @@ class StreamlineGroups:
         cache_dir: str | os.PathLike | None = None,
         canonical_order: bool = True,
         require_normalizer: bool = False,
+        group_cache: str | os.PathLike | bool | None = None,
     ) -> None:
         if dataset not in _DATASETS:
             raise ValueError(f"dataset must be one of {_DATASETS}, got {dataset!r}")
@@ -323,6 +375,7 @@ class StreamlineGroups:
             )
         self.cache_dir = cache_dir
         self.canonical_order = canonical_order
+        self.group_cache = group_cache
         self._built: dict[str, Any] | None = None
 
     def _resolve_dir(self) -> Path:
@@ -353,6 +406,7 @@ class StreamlineGroups:
             "group_size": self.group_size,
             "replacement": self.replacement,
             "canonical_order": self.canonical_order,
+            "group_cache": self.group_cache,
         }
         pool = build_streamline_samples(pool_records, balance=self.balance, seed=self.seed, **options)
         train, validation = split_samples(pool, self.val_fraction, self.seed)
@@ -361,19 +415,16 @@ class StreamlineGroups:
         if self.normalizer_path is not None and self.normalizer_path.exists():
             normalizer = StreamlineNormalizer.load(self.normalizer_path)
         else:
-            normalizer = StreamlineNormalizer().fit([s["bundle"] for s in train])
+            normalizer = StreamlineNormalizer().fit(train.bundle_blocks())
             if self.normalizer_path is not None:
                 normalizer.save(self.normalizer_path)
-
-        def normalised(samples: list[dict]) -> list[dict]:
-            return [{**s, "bundle": normalizer.normalize(s["bundle"])} for s in samples]
 
         self._built = {
             "dataset_dir": dataset_dir,
             "records": records,
-            "train": normalised(train),
-            "validation": normalised(validation),
-            "test": normalised(test),
+            "train": train.normalized(normalizer),
+            "validation": validation.normalized(normalizer),
+            "test": test.normalized(normalizer),
             "normalizer": normalizer,
         }
         return self._built
@@ -389,17 +440,17 @@ class StreamlineGroups:
         return self._build()["records"]
 
     @property
-    def train(self) -> list[dict]:
+    def train(self) -> StreamlineSamples:
         """Training samples (normalised)."""
         return self._build()["train"]
 
     @property
-    def validation(self) -> list[dict]:
+    def validation(self) -> StreamlineSamples:
         """Validation samples (normalised), stratified by bundle name."""
         return self._build()["validation"]
 
     @property
-    def test(self) -> list[dict]:
+    def test(self) -> StreamlineSamples:
         """Samples of ``holdout_subjects`` (normalised, not balanced); empty without held-out subjects."""
         return self._build()["test"]
 
@@ -411,7 +462,7 @@ class StreamlineGroups:
     @property
     def bundle_names(self) -> list[str]:
         """Sorted bundle names present in the training samples."""
-        return sorted({s["name"] for s in self.train})
+        return sorted(set(self.train.field("name")))
 
     def save_normalizer(self, path: str | os.PathLike) -> Path:
         """Write the normaliser as JSON (atomically); returns the path."""

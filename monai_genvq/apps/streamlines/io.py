@@ -166,7 +166,10 @@ def _validate(path: Path, streamlines: list[np.ndarray]) -> None:
 
 def _refuse_zero_length(path: Path, streamlines: list[np.ndarray]) -> None:
     """Streamlines whose points are all one point cannot be resampled (arc length 0: NaN points, then SVD errors)."""
-    degenerate = [i for i, s in enumerate(streamlines) if not np.any(np.ptp(s, axis=0) > 0)]
+    starts = np.cumsum([0] + [len(s) for s in streamlines[:-1]])
+    points = np.concatenate(streamlines, axis=0)
+    spread = np.maximum.reduceat(points, starts) > np.minimum.reduceat(points, starts)  # (S, 3), one pass
+    degenerate = np.flatnonzero(~spread.any(axis=1)).tolist()
     if degenerate:
         which = "all" if len(degenerate) == len(streamlines) else f"{len(degenerate)} of"
         raise StreamlineFileError(

@@ -167,7 +167,8 @@ class StreamlineNormalizer:
 
         Args:
             data: coordinates in mm, any shape (e.g. a list of ``(N_i, 3)`` streamlines, ``(S, P, 3)``
-                arrays or ``(3, S, P)`` bundle tensors).
+                arrays or ``(3, S, P)`` bundle tensors); an iterator is consumed in one pass, one item
+                in memory at a time.
 
         Returns:
             ``self``.
@@ -175,7 +176,7 @@ class StreamlineNormalizer:
         Raises:
             ValueError: no values, non-finite values, or all values equal.
         """
-        items = [data] if isinstance(data, (np.ndarray, torch.Tensor)) else list(data)
+        items = [data] if isinstance(data, (np.ndarray, torch.Tensor)) else data
         lows, highs = [], []
         for item in items:
             values = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)

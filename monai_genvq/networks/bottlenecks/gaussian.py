@@ -39,5 +39,5 @@ class GaussianBottleneck(Bottleneck):
         mean, logvar = self.to_posterior(z).chunk(2, dim=1)
         logvar = logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
         latent = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
-        loss = self.kl_weight * gaussian_kl(mean, logvar, "elementwise").mean()
+        loss = self.kl_weight * gaussian_kl(mean.float(), logvar.float(), "elementwise").mean()  # float32 under AMP
         return BottleneckOutput(latent=latent, loss=loss, mean=mean, logvar=logvar)
