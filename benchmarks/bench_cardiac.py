@@ -8,7 +8,8 @@
   ``preprocessing`` in its CacheDataset: load, orientation, attributes, alignment + crop, resize), cases
   per second and the seconds of each stage, with a scaling row (1x, 4x, 16x the cases: cases/s and peak
   RSS each) and a row of files stored mirrored (the orientation step at work).
-* All disentanglement metrics together on 25,000 codes × 32 dims × 3 attributes (target ≤ 0.5 s).
+* All disentanglement metrics together on 25,000 codes × 32 dims × 3 attributes: the default (the seed's
+  k-NN mutual information; target ≤ 60 s) and the fixed-bin histogram option (target ≤ 0.5 s).
 
     python benchmarks/bench_cardiac.py [--threads 1] [--repeats 2] [--preprocess_cases 4] [--scales 1 4 16]
         [--widths paper cpu_default] [--out benchmarks/results/cardiac.json]
@@ -48,7 +49,8 @@ WIDTHS = {
     "paper": {"channels": (64, 128, 256, 512, 512), "latent_dim": 256},
     "cpu_default": {"channels": (16, 32, 64, 128, 128), "latent_dim": 64},
 }
-METRIC_TARGET_S = 0.5
+METRIC_TARGET_S = 60.0  # the default k-NN MI estimator (issue 19)
+HISTOGRAM_METRIC_TARGET_S = 0.5
 RAM_TARGET_MIB = 8 * 1024
 CARDIAC_CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "cardiac_attri_sivae" / "configs"
 # stage name of each transform of the bundle's preprocessing (LoadCardiacEDd is split into load and orientation)
@@ -251,15 +253,22 @@ def disentanglement_inputs(n: int = 25000, dims: int = 32, attributes: int = 3, 
 
 def bench_metrics(repeats: int) -> dict:
     z, y = disentanglement_inputs()
-    seconds = time_call(lambda: compute_disentanglement(z, y), repeats, warmup=1)
+    seconds = time_call(lambda: compute_disentanglement(z, y), 1, warmup=0)
+    histogram = time_call(lambda: compute_disentanglement(z, y, mi_estimator="histogram"), repeats, warmup=1)
     return {
         "n": z.shape[0],
         "dims": z.shape[1],
         "attributes": y.shape[1],
         "metrics": ["interpretability", "modularity", "sap", "scc", "mig"],
+        "mi_estimator": "knn (default)",
         "seconds": seconds,
         "target_seconds": METRIC_TARGET_S,
         "meets_target": seconds <= METRIC_TARGET_S,
+        "histogram_option": {
+            "seconds": histogram,
+            "target_seconds": HISTOGRAM_METRIC_TARGET_S,
+            "meets_target": histogram <= HISTOGRAM_METRIC_TARGET_S,
+        },
     }
 
 
@@ -295,7 +304,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = {"machine": machine_info(), "matmul_fp32_gflops": matmul_gflops()}
     results["metrics_25000x32x3"] = bench_metrics(max(3, args.repeats))
-    print(f"disentanglement metrics, 25000×32×3: {results['metrics_25000x32x3']['seconds']:.3f} s", flush=True)
+    m = results["metrics_25000x32x3"]
+    print(
+        f"disentanglement metrics, 25000×32×3: {m['seconds']:.2f} s (default k-NN MI), "
+        f"{m['histogram_option']['seconds']:.3f} s (histogram option)",
+        flush=True,
+    )
     results["preprocessing"] = bench_preprocessing(args.preprocess_cases, args.scales)
     _print_preprocessing(results["preprocessing"])
     results["soft_intro"] = []

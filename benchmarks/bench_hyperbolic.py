@@ -87,7 +87,12 @@ def main() -> None:
     head = torch.zeros(1, 288, 288, 192)
     head[:, 24:-24, 24:-24, 16:-16] = torch.rand(1, 240, 240, 160)
     sampler = TripletPatchSamplerd(
-        "image", num_samples=32, patch_size=10, parent_size=(14, 40), mask_fn=lambda v: (v != 0).any(0)
+        "image",
+        num_samples=32,
+        patch_size=10,
+        parent_size=(14, 40),
+        mask_fn=lambda v: (v != 0).any(0),
+        sampling="ours",  # the BraTS bundle's sampler (train.json triplet_sampling)
     ).set_random_state(0)
     sample_s = time_call(lambda: sampler({"image": head}), args.repeats)
     mrc_read_s, mrc_write_s = volume_io_seconds(args.repeats)

@@ -20,8 +20,12 @@ writes one document:
 - anatomical prior: per-label Dice of the model beside its baselines;
 - any other bundle: its numeric results as a key × variant table.
 
-Variants a bundle defines (the ``variant`` of its config files) but that have no evaluation are
-listed as "not run". Figures listed in each ``metrics.json`` (``figures``, relative to its folder;
+Beside our rows, every table has the seed paper's reported numbers in rows of their own (marked
+"seed"), transcribed with their table and row names in ``monai_genvq/seed_results.json``
+(:func:`load_seed_results`); under each table the report states the data, protocol and seeds of
+the seed's numbers and of ours (ours from each variant's ``run_settings.json``), and the seed's
+table as published follows each section. Variants a bundle defines (the ``variant`` of its config
+files) but that have no evaluation are listed as "not run". Figures listed in each ``metrics.json`` (``figures``, relative to its folder;
 every PNG of the folder when the key is absent) are embedded with links relative to the report.
 A ``metrics.json`` that cannot be read, or lacks what its bundle's table needs, raises
 :class:`ReportError` naming the file (or, with ``skip_invalid``, is listed under "Skipped files").
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_genvq.metrics.disentanglement import describe_disentanglement_settings
 from monai_genvq.utils.fileio import atomic_write_text
 from monai_genvq.utils.tables import format_mean_std, markdown_table
 
@@ -50,11 +55,14 @@ __all__ = [
     "collect_evaluations",
     "expected_variants",
     "load_metrics",
+    "load_seed_results",
     "main",
     "write_report",
 ]
 
 NOT_RUN = "not run"
+#: The seed documents' reported numbers (table and row names as printed), read by :func:`load_seed_results`.
+SEED_RESULTS_FILE = Path(__file__).with_name("seed_results.json")
 
 STREAMLINE_METHODS = {"vqdiff": "VQ-Diff", "ae": "AE", "vae": "VAE", "vqvae": "VQ-VAE", "vqema": "VQ-EMA"}
 QUANTIZER_METHODS = {
@@ -62,8 +70,11 @@ QUANTIZER_METHODS = {
     "ema": "EMA",
     "gumbel": "Gumbel-softmax",
     "neural_gas": "neural gas",
+    "neural_gas_lambda3": "neural gas (fixed λ 3)",
+    "neural_gas_lambda10": "neural gas (fixed λ 10)",
     "fcm": "fuzzy c-means",
     "fcm_normalised": "fuzzy c-means (normalised m-power)",
+    "fcm_posterior": "fuzzy c-means posterior (thesis eq. 4.6)",
     "sampled_expectation": "sampled expectation",
 }
 CARDIAC_METHODS = {
@@ -79,6 +90,8 @@ HYPERBOLIC_CONFIGS = {
     "no_triplet": "no triplet loss",
     "riemannian": "Riemannian normal",
     "intensity": "intensity k-means (no training)",
+    "base": "hyperbolic base (no gyroplane conv, no triplet)",
+    "euclidean_base": "Euclidean base (no triplet)",
 }
 TITLES = {
     "streamlines_vqdiff": "Streamlines: VQ-Diff and its baselines (BUAN)",
@@ -142,6 +155,13 @@ class _Context:
     output_dir: Path
     strict: bool
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    seeds: dict[str, Any] = field(default_factory=dict)
+
+    def seed_table(self, bundle: str, key: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(the bundle's seed entry, its table named key)``; ``None`` for what the seed does not report."""
+        seed = self.seeds.get(bundle)
+        table = next((t for t in (seed or {}).get("tables", []) if t.get("key") == key), None)
+        return seed, table
 
     def fail(self, path: Path, reason: str) -> None:
         if self.strict:
@@ -215,6 +235,135 @@ def collect_evaluations(
             evaluations.append(Evaluation(bundle.name, parts[0], "/".join(parts[1:-1]), path, metrics))
         found[bundle.name] = evaluations
     return found
+
+
+# ----------------------------------------------------------------------------------------------- seed numbers
+
+
+def load_seed_results(path: str | os.PathLike = SEED_RESULTS_FILE) -> dict[str, Any]:
+    """The seed papers' reported numbers: ``{bundle: {"document", "paper", "tables": [...], "none"?}}``.
+
+    Each table holds ``title``, ``where``, ``header``, ``rows`` (strings as printed), ``column_keys``
+    (per header cell: our metric / level it corresponds to, or null), ``row_keys`` (per row: our
+    variant, or null), optionally ``split`` / ``split_keys`` (cells printing several data sets, e.g.
+    "ACDC / M&Ms"), and ``metric``, ``data``, ``protocol``, ``seeds``, ``notes`` as the seed states them.
+
+    Raises:
+        ReportError: the file cannot be read, or a table's rows or keys do not fit its header.
+
+    Example:
+        >>> load_seed_results()["cardiac_attri_sivae"]["tables"][0]["rows"][0][:2]
+        ['β-VAE', '0.28 / 0.14']
+    """
+    data = load_metrics(path)
+    for bundle, entry in data.items():
+        if bundle == "about":
+            continue
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("tables"), list):
+            raise ReportError(f"{path}: '{bundle}' needs a 'tables' list")
+        for t in entry["tables"]:
+            width = len(t.get("header", []))
+            where = f"{path}: {bundle} table {t.get('title', '?')!r}"
+            if not width or any(len(r) != width for r in t.get("rows", [])):
+                raise ReportError(f"{where}: every row must have one cell per header cell ({width})")
+            if len(t.get("column_keys", [])) != width:
+                raise ReportError(f"{where}: 'column_keys' must have {width} entries")
+            if "row_keys" in t and len(t["row_keys"]) != len(t["rows"]):
+                raise ReportError(f"{where}: 'row_keys' must have one entry per row ({len(t['rows'])})")
+    return data
+
+
+def _seed_cell(table: Mapping[str, Any], row: Sequence[str], key: str, split_key: str | None = None) -> str:
+    """The printed value of ``row`` in the column whose key is ``key`` (one part of a split cell); "–" if none."""
+    keys = list(table["column_keys"])
+    if key not in keys:
+        return "–"
+    cell = str(row[keys.index(key)])
+    if split_key is not None and table.get("split"):
+        parts = cell.split(table["split"])
+        cell = parts[list(table["split_keys"]).index(split_key)] if len(parts) == len(table["split_keys"]) else cell
+    return cell.strip()
+
+
+def _seed_rows(table: Mapping[str, Any], key: str) -> list[tuple[str, Sequence[str]]]:
+    """``(row key, printed row)`` of every row the table maps to one of our variants / configurations."""
+    return [(k, r) for k, r in zip(table.get("row_keys", [None] * len(table["rows"])), table["rows"]) if k == key]
+
+
+def _leading_number(cell: str) -> float | None:
+    m = re.match(r"\s*(-?\d+(?:\.\d+)?)", cell)
+    return float(m.group(1)) if m else None
+
+
+def _seed_source(seed: Mapping[str, Any], table: Mapping[str, Any]) -> str:
+    return f"seed `{seed['document']}` ({seed['paper']}), {table['title']} ({table['where']})"
+
+
+def _seed_block(seeds: Mapping[str, Any], bundle: str) -> str:
+    """The seed's tables for ``bundle`` as published, each with its metric, data, protocol and seeds."""
+    seed = seeds.get(bundle)
+    if not seed:
+        return ""
+    if not seed["tables"]:
+        return f"\n**Seed's reported numbers**: none. {seed.get('none', '')} (`{seed['document']}`)\n"
+    out = ["\n**Seed's reported numbers, as published**\n"]
+    for t in seed["tables"]:
+        out.append(
+            f"\n{_seed_source(seed, t)}:\n\n"
+            + markdown_table(t["header"], t["rows"])
+            + f"\nMetric: {t['metric']}. Data: {t['data']}. Protocol: {t['protocol']}. Seeds: {t['seeds']}."
+            + (f" Note: {t['notes']}" if t.get("notes") else "")
+            + "\n"
+        )
+    return "".join(out)
+
+
+def _seed_caption(seed: Mapping[str, Any] | None, table: Mapping[str, Any] | None) -> str:
+    """One line under our table: where its seed rows come from and how the seed got them."""
+    if not seed or table is None:
+        return "Seed rows: the seed reports no number for this table.\n"
+    return (
+        f"Seed rows: {_seed_source(seed, table)}; data: {table['data']}; seeds: {table['seeds']} "
+        "(protocol and metric with the published table below).\n"
+    )
+
+
+def _run_settings(ev: Evaluation) -> dict[str, Any]:
+    """The training options of the evaluated run (``outputs/<variant>/run_settings.json``), or ``{}``."""
+    for folder in (ev.folder.parent, ev.folder.parent.parent):
+        path = folder / "run_settings.json"
+        if path.is_file():
+            try:
+                options = json.loads(path.read_text()).get("options", {})
+            except (OSError, ValueError, AttributeError):
+                return {}
+            return options if isinstance(options, dict) else {}
+    return {}
+
+
+def _ours_caption(evaluations: Sequence[Evaluation], names: Mapping[str, str] | None = None) -> str:
+    """One line under our table: the data, and each row's training seed and length (from ``run_settings.json``)."""
+    if not evaluations:
+        return ""
+    names = names or {}
+    datasets = sorted({str(ev.metrics.get("dataset")) for ev in evaluations if ev.metrics.get("dataset")})
+    runs = []
+    for ev in evaluations:
+        opts = _run_settings(ev) or (
+            ev.metrics.get("training") if isinstance(ev.metrics.get("training"), Mapping) else {}
+        )
+        label = names.get(ev.variant, ev.variant)
+        if opts:
+            length = next(
+                (f"{opts[k]} {k.replace('max_', '')}" for k in ("max_epochs", "max_iterations") if k in opts), ""
+            )
+            runs.append(f"{label}: seed {opts.get('seed', '?')}" + (f", {length}" if length else ""))
+        else:
+            runs.append(f"{label}: seed not recorded (no run_settings.json)")
+    return (
+        f"\nOurs: data {', '.join(datasets) or 'not recorded'}; protocol: the bundle's configs (train.json + the "
+        f"variant's file, evaluate.json), one training run per row; {'; '.join(dict.fromkeys(runs))}.\n"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- cells
@@ -350,8 +499,23 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
     methods = _order(expected, list(STREAMLINE_METHODS))
     out = []
     groups = _by(recon, lambda ev: str(ev.metrics.get("dataset", "")))
+    seed, table = ctx.seed_table(bundle_dir.name, "table1")
+    seed_rows = []
+    for key in STREAMLINE_METHODS:  # the seed reports BUAN per bundle: its range over the 12 bundles
+        values = [_leading_number(_seed_cell(table, r, key)) for r in table["rows"]] if table else []
+        values = [v for v in values if v is not None]
+        if values:
+            seed_rows.append(
+                [f"{STREAMLINE_METHODS[key]} (seed)", f"{min(values):.4f}–{max(values):.4f} over {len(values)} bundles"]
+            )
     if not groups:
-        out.append(markdown_table(["method", "BUAN"], [[STREAMLINE_METHODS.get(m, m), NOT_RUN] for m in methods]))
+        out.append(
+            markdown_table(
+                ["method", "BUAN"], [*seed_rows, *([STREAMLINE_METHODS.get(m, m), NOT_RUN] for m in methods)]
+            )
+            + "\n"
+            + _seed_caption(seed, table)
+        )
     for dataset, evs in groups.items():
         by_method = {}
         for ev in evs:
@@ -389,9 +553,13 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
             "groups",
         ]
         rows = [[STREAMLINE_METHODS.get(m, m), *(rows_ok[m] if m in rows_ok else [NOT_RUN] + [""] * 6)] for m in order]
+        rows = [r + ["–"] * (len(header) - len(r)) for r in seed_rows] + rows
         out.append(
             f"\n### Data: {dataset or 'unnamed'}\n\nBUAN (clust_thr=[0]) of reconstructions vs inputs, mean ± std over groups.\n\n"
             + markdown_table(header, rows)
+            + "\n"
+            + _seed_caption(seed, table)
+            + _ours_caption([by_method[m] for m in order if m in rows_ok], STREAMLINE_METHODS)
         )
         ok = [by_method[m] for m in order if m in rows_ok]
         bundles = sorted(
@@ -435,6 +603,7 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
                 + markdown_table(["method", *(f"ε = {e:g}" for e in eps)], rows)
             )
         out.append(_figures(ctx, ok, _label(STREAMLINE_METHODS)))
+    out.append(_seed_block(ctx.seeds, bundle_dir.name))
     return "\n".join(out) + _priors(ctx, evaluations, STREAMLINE_METHODS)
 
 
@@ -466,25 +635,58 @@ def _quantizers(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
         order = _order(list(variants) + list(by_variant), list(QUANTIZER_METHODS))
         header = ["quantizer", "MSE", "SSIM", "perplexity", "codebook use", "collapsed", "images"]
         rows = [[QUANTIZER_METHODS.get(v, v), *(rows_ok[v] if v in rows_ok else [NOT_RUN] + [""] * 5)] for v in order]
+        seed, table = ctx.seed_table(bundle_dir.name, "training_list")
+        seed_rows = [
+            [
+                f"{r[0]}, α {r[1]}, λ {r[3]} (seed)",
+                f"{_seed_cell(table, r, 'mse')} (train-set error, not our MSE)",
+                "–",
+                _seed_cell(table, r, "perplexity"),
+                "–",
+                "–",
+                "CIFAR-10 train",
+            ]
+            for r in (table["rows"] if table else [])
+        ]
         out.append(
             f"\n### Data: {dataset or '–'}\n\nSSIM: MONAI SSIMMetric (Gaussian window 11, σ 1.5, data range 1); "
-            "perplexity / use of the hard code map on the evaluation set.\n\n" + markdown_table(header, rows)
+            "perplexity / use of the hard code map on the evaluation set.\n\n"
+            + markdown_table(header, seed_rows + rows)
+            + "\n"
+            + _seed_caption(seed, table)
+            + _ours_caption([by_variant[v] for v in order if v in rows_ok], QUANTIZER_METHODS)
         )
         out.append(_figures(ctx, [by_variant[v] for v in order if v in rows_ok], _label(QUANTIZER_METHODS)))
+    out.append(_seed_block(ctx.seeds, bundle_dir.name))
     return "\n".join(out) + _priors(ctx, evaluations, QUANTIZER_METHODS)
+
+
+def _cardiac_seed_column(dataset: str) -> tuple[str, bool]:
+    """``(the seed's data-set column, "acdc" or "mnms"; whether it is the M&Ms -> ACDC cross-domain test)``."""
+    evaluated, _, trained = dataset.partition(", trained on ")
+    on = "mnms" if re.search(r"M&Ms|mnms", evaluated, re.IGNORECASE) else "acdc"
+    return on, on == "acdc" and bool(re.search(r"M&Ms|mnms", trained, re.IGNORECASE))
 
 
 def _cardiac(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
     methods = _order(expected, list(CARDIAC_METHODS))
     out = []
-    groups = _by([ev for ev in evaluations if ev.name.startswith("eval")], lambda ev: ev.name) or {"eval": []}
-    for name in sorted(groups, key=lambda n: (n != "eval", n)):
-        evs = groups[name]
+    # outputs/<variant>/eval*/, and runs with their own outputs root (M&Ms: outputs/mnms/<variant>/eval*/)
+    groups: dict[str, list[tuple[str, Evaluation]]] = {}
+    for ev in evaluations:
+        parts = ev.name.split("/")
+        if len(parts) == 1 and parts[0].startswith("eval"):
+            groups.setdefault(ev.name, []).append((ev.variant, ev))
+        elif len(parts) == 2 and parts[1].startswith("eval"):
+            groups.setdefault(f"{ev.variant}/{parts[1]}", []).append((parts[0], ev))
+    for name in sorted(groups or {"eval": []}, key=lambda n: (n != "eval", n)):
+        pairs = groups.get(name, [])
+        variant_of = {id(ev): v for v, ev in pairs}
         rows_ok = {
-            ev.variant: r
+            variant_of[id(ev)]: r
             for ev, r in _rows(
                 ctx,
-                evs,
+                [ev for _, ev in pairs],
                 lambda ev: [
                     *(_num(_need(ev, k)) for k in ("interpretability", "scc", "modularity", "sap")),
                     _num(ev.metrics.get("mig")),
@@ -492,22 +694,31 @@ def _cardiac(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation],
                 ],
             )
         }
-        order = _order(list(methods) + [ev.variant for ev in evs], list(CARDIAC_METHODS))
+        evs = {v: ev for v, ev in pairs if v in rows_ok}
+        order = _order(list(methods) + [v for v, _ in pairs], list(CARDIAC_METHODS))
         rows = [[CARDIAC_METHODS.get(v, v), *(rows_ok[v] if v in rows_ok else [NOT_RUN] + [""] * 5)] for v in order]
-        dataset = next((ev.metrics.get("dataset") for ev in evs if ev.metrics.get("dataset")), "")
-        codes = next((ev.metrics.get("codes") for ev in evs if ev.metrics.get("codes")), "posterior mean μ")
+        dataset = next((ev.metrics.get("dataset") for _, ev in pairs if ev.metrics.get("dataset")), "")
+        on, cross = _cardiac_seed_column(str(dataset or ("ACDC" if name == "eval" else name)))
+        seed, table = ctx.seed_table(bundle_dir.name, "cross_domain" if cross else "table1")
+        seed_rows = []
+        for key in CARDIAC_METHODS:
+            for _, r in _seed_rows(table, key) if table else []:
+                cells = [_seed_cell(table, r, k, on) for k in ("interpretability", "scc", "modularity", "sap", "mig")]
+                where = "section 4.3" if cross else f"Table 1, {'M&Ms' if on == 'mnms' else 'ACDC'}"
+                seed_rows.append([f"{CARDIAC_METHODS[key]} (seed, {where})", *cells, _seed_cell(table, r, "ssim")])
+        codes = next((ev.metrics.get("codes") for ev in evs.values() if ev.metrics.get("codes")), "posterior mean μ")
+        settings = sorted({describe_disentanglement_settings(ev.metrics) for ev in evs.values()})
         out.append(
             f"\n### Evaluation `{name}`{': ' + dataset if dataset else ''}\n\nCodes: {codes}; SSIM mean ± std over images "
-            "(MONAI SSIMMetric, Gaussian 11, σ 1.5, data range 1).\n\n"
-            + markdown_table(["Method", "Interp", "SCC", "Mod", "SAP", "MIG", "SSIM"], rows)
+            "(MONAI SSIMMetric, Gaussian 11, σ 1.5, data range 1)"
+            + (f"; our MI-based numbers and SCC: {' | '.join(settings)}.\n\n" if settings else ".\n\n")
+            + markdown_table(["Method", "Interp", "SCC", "Mod", "SAP", "MIG", "SSIM"], seed_rows + rows)
+            + "\n"
+            + _seed_caption(seed, table)
+            + _ours_caption([evs[v] for v in order if v in evs], CARDIAC_METHODS)
         )
-        out.append(
-            _figures(
-                ctx,
-                [ev for ev in sorted(evs, key=lambda e: order.index(e.variant)) if ev.variant in rows_ok],
-                _label(CARDIAC_METHODS),
-            )
-        )
+        out.append(_figures(ctx, [evs[v] for v in order if v in evs], _label(CARDIAC_METHODS)))
+    out.append(_seed_block(ctx.seeds, bundle_dir.name))
     return "\n".join(out)
 
 
@@ -517,22 +728,37 @@ def _hyperbolic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
     ok = dict((ev.variant, ev) for ev, _ in _rows(ctx, evs, lambda ev: [_need(ev, "levels").items()]))
     levels = list(dict.fromkeys(lv for ev in ok.values() for lv in ev.metrics["levels"]))
     header = ["level", *(HYPERBOLIC_CONFIGS.get(c, c) for c in configs)]
-    if levels:
-        rows = [
-            [lv, *(_num(ok[c].metrics["levels"].get(lv)) if c in ok else NOT_RUN for c in configs)] for lv in levels
-        ]
-    else:
+    seed = ctx.seeds.get(bundle_dir.name) or {}
+    table = next(iter(seed.get("tables", [])), None)
+    seed_levels = [k for k in (table["column_keys"] if table else []) if k]
+
+    def seed_row(lv: str) -> list[str]:  # the seed's value for each of our configurations it has a row for
+        cells = [next((_seed_cell(table, r, lv) for _, r in _seed_rows(table, c)), "–") for c in configs]
+        return [f"{lv} (seed)", *cells] if table and lv in seed_levels and any(c != "–" for c in cells) else []
+
+    rows = []
+    for lv in levels or seed_levels:
+        rows += [r for r in (seed_row(lv),) if r]
+        rows.append([lv, *(_num(ok[c].metrics["levels"].get(lv)) if c in ok else NOT_RUN for c in configs)])
+    if not levels and not seed_levels:
         rows = [["–", *(NOT_RUN for _ in configs)]]
     clustering = ", ".join(
         f"{HYPERBOLIC_CONFIGS.get(c, c)}: {ok[c].metrics.get('clustering', '?')}" for c in configs if c in ok
     )
     datasets = sorted({str(ev.metrics.get("dataset", "")) for ev in ok.values()} - {""})
+    unmatched = sorted(
+        {str(ev.metrics["unmatched_labels"]) for ev in ok.values() if ev.metrics.get("unmatched_labels")}
+    )
     out = [
         "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes"
         + (f"; data: {', '.join(datasets)}" if datasets else "")
         + (f"; k-means: {clustering}" if clustering else "")
+        + (f"; {' | '.join(unmatched)}" if unmatched else "")
         + ".\n",
-        markdown_table(header, rows),
+        markdown_table(header, rows)
+        + "\n"
+        + _seed_caption(seed, table)
+        + _ours_caption(list(ok.values()), HYPERBOLIC_CONFIGS),
     ]
     per_label = [
         (c, lv)
@@ -558,6 +784,7 @@ def _hyperbolic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
             )
         )
     out.append(_figures(ctx, [ok[c] for c in configs if c in ok], _label(HYPERBOLIC_CONFIGS)))
+    out.append(_seed_block(ctx.seeds, bundle_dir.name))
     return "\n".join(out)
 
 
@@ -573,7 +800,9 @@ def _dice_methods(metrics: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def _anatomical(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
     evs = [ev for ev in evaluations if ev.name.startswith("eval")]
     if not evs:
-        return markdown_table(["method", "Dice"], [[v, NOT_RUN] for v in expected or ["default"]])
+        return markdown_table(["method", "Dice"], [[v, NOT_RUN] for v in expected or ["default"]]) + _seed_block(
+            ctx.seeds, bundle_dir.name
+        )
     out = []
     for ev in evs:
         block = _dice_methods(ev.metrics)
@@ -603,10 +832,13 @@ def _anatomical(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluatio
                 head
                 + f"Dice per foreground label, mean ± std over {n if n is not None else 'the'} test images.\n\n"
                 + markdown_table(["method", *cols, *extra], rows)
+                + "\n"
+                + _ours_caption([ev])
             )
             if ev.metrics.get("notes"):
                 out.append(f"\n_{ev.metrics['notes']}_\n")
         out.append(_figures(ctx, [ev], lambda e: f"{e.variant} ({e.name})"))
+    out.append(_seed_block(ctx.seeds, bundle_dir.name))
     return "\n".join(out) + _not_run_line(expected, [ev.variant for ev in evs], {})
 
 
@@ -633,11 +865,14 @@ def _generic_table(evaluations: Sequence[Evaluation], max_rows: int = 40) -> str
 
 def _generic(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
     if not evaluations:
-        return markdown_table(["variant", "status"], [[v, NOT_RUN] for v in expected or ["(any)"]])
+        return markdown_table(["variant", "status"], [[v, NOT_RUN] for v in expected or ["(any)"]]) + _seed_block(
+            ctx.seeds, bundle_dir.name
+        )
     return (
         _generic_table(evaluations)
         + _not_run_line(expected, [ev.variant for ev in evaluations], {})
         + _figures(ctx, evaluations, lambda e: f"{e.variant} ({e.name})")
+        + _seed_block(ctx.seeds, bundle_dir.name)
     )
 
 
@@ -661,7 +896,7 @@ def build_report(
         ReportError: a ``metrics.json`` cannot be read or tabulated (unless ``skip_invalid``).
     """
     bundles_dir = Path(bundles_dir)
-    ctx = _Context(Path(output).parent, strict=not skip_invalid)
+    ctx = _Context(Path(output).parent, strict=not skip_invalid, seeds=load_seed_results())
     found = collect_evaluations(bundles_dir, strict=not skip_invalid, skipped=ctx.skipped)
     order = [b for b in SECTIONS if b in found] + [b for b in found if b not in SECTIONS]
     summary, sections = [], []

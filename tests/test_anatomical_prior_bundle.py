@@ -110,7 +110,7 @@ def test_brain3d_override_trains_both_stages_and_evaluates_in_3d(tmp_path, cache
         )
         return p
 
-    root = Path(cache_dir).glob("synthetic_brain_v1-*")
+    root = Path(cache_dir).glob("synthetic_brain_v2-*")
     p1 = parser("train.json")
     item = p1.get_parsed_content("train#dataset")[0]
     assert tuple(item["label"].shape) == (1, 16, 16, 16) and p1.get_parsed_content("network").spatial_dims == 3

@@ -34,7 +34,9 @@ def _boxes_from_marker_volume():
 
 def test_triplet_child_inside_parent_negative_outside():
     vol = _boxes_from_marker_volume()
-    sampler = TripletPatchSampler(patch_size=10, parent_size=(16, 24), child_fraction=(0.4, 0.7)).set_random_state(0)
+    sampler = TripletPatchSampler(
+        patch_size=10, parent_size=(16, 24), child_fraction=(0.4, 0.7), sampling="ours"
+    ).set_random_state(0)
     for _ in range(20):
         parent, child, negative = sampler(vol)
         assert parent.shape == child.shape == negative.shape == (3, 10, 10, 10)
@@ -55,15 +57,17 @@ def test_triplet_parents_centred_in_the_mask_computed_once_per_volume():
         calls.append(1)
         return (v[0] < 6).numpy()
 
-    sampler = TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=slab).set_random_state(0)
+    sampler = TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=slab, sampling="ours").set_random_state(
+        0
+    )
     triplets = sampler.sample(vol, 20)
     assert len(triplets) == 20 and len(calls) == 1
     # a parent of side >= 16 centred at x < 6 is clipped to start at x = 0 (less half a resampled voxel)
     assert all(float(parent[0].amin()) < 1.5 for parent, _, _ in triplets)
     with pytest.raises(ValueError, match="case_3.*sampling mask is empty"):
-        TripletPatchSampler(patch_size=10, parent_size=(16, 24), mask_fn=lambda v: np.zeros(v.shape[1:], bool))(
-            vol, name="case_3"
-        )
+        TripletPatchSampler(
+            patch_size=10, parent_size=(16, 24), mask_fn=lambda v: np.zeros(v.shape[1:], bool), sampling="ours"
+        )(vol, name="case_3")
 
 
 def test_triplet_dict_version_and_errors():
@@ -71,7 +75,7 @@ def test_triplet_dict_version_and_errors():
     out = t({"image": torch.rand(1, 30, 30, 30)})
     assert len(out) == 5 and set(out[0]) == {"parent", "child", "negative"}
     with pytest.raises(ValueError, match="larger than the volume"):
-        TripletPatchSampler(patch_size=10, parent_size=(10, 12))(torch.rand(1, 8, 30, 30))
+        TripletPatchSampler(patch_size=10, parent_size=(10, 12), sampling="ours")(torch.rand(1, 8, 30, 30))
     bad = torch.rand(1, 20, 20, 20)
     bad[0, 3, 4, 5] = float("nan")
     with pytest.raises(ValueError, match="toy_007.*NaN"):

@@ -148,7 +148,9 @@ def test_triplet_parents_are_centred_on_mask_voxels():
     vol = torch.arange(40 * 40 * 40, dtype=torch.float32).reshape(1, 40, 40, 40)  # a voxel's value is its index
     mask = np.zeros((40, 40, 40), bool)
     mask[12, 30, 17] = mask[25, 9, 20] = True
-    sampler = TripletPatchSampler(patch_size=10, parent_size=(10, 10), mask_fn=lambda v: mask).set_random_state(0)
+    sampler = TripletPatchSampler(
+        patch_size=10, parent_size=(10, 10), mask_fn=lambda v: mask, sampling="ours"
+    ).set_random_state(0)
     centres = {int(t[0, 0, 5, 5, 5]) for t in sampler.sample(vol, 20)}  # parent = the exact 10³ crop at centre - 5
     assert centres == {12 * 1600 + 30 * 40 + 17, 25 * 1600 + 9 * 40 + 20}
     with pytest.raises(ValueError, match="sampling mask has shape"):

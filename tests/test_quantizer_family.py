@@ -69,6 +69,24 @@ def test_neural_gas_ranks_and_weights_known_answer():
     assert torch.allclose(neural_gas_posterior(d, lam=1e6), torch.full((2, 3), 1 / 3), atol=1e-5)
 
 
+def test_fixed_lambda_neural_gas_weights_match_the_formula_at_every_step():
+    """Thesis (seed 004) setting: λ fixed (3 or 10), q_k ∝ exp(−rank_k/λ) (eq. 4.3) at every training step."""
+    torch.manual_seed(0)
+    k = 64
+    for lam in (3.0, 10.0):
+        ng = NeuralGasQuantizer(k, 3, lambda_init=lam, lambda_final=lam, decay_steps=0).train()
+        for _ in range(5):
+            z = torch.randn(2, 3, 7)
+            out = ng(z)
+            assert ng.current_lambda == lam
+            flat = z.movedim(1, -1).reshape(-1, 3)
+            ranks = torch.cdist(flat, ng.codebook.detach()).argsort(1).argsort(1).double()
+            expected = torch.exp(-ranks / lam)
+            expected = expected / expected.sum(1, keepdim=True)
+            assert torch.allclose(out.probs.reshape(-1, k).double(), expected, atol=1e-6)
+        assert int(ng.step) == 5
+
+
 def test_neural_gas_lambda_schedule():
     assert neural_gas_lambda(0, 10.0, 0.1, 100) == 10.0
     assert math.isclose(neural_gas_lambda(50, 10.0, 0.1, 100), 1.0, rel_tol=1e-9)
@@ -326,7 +344,8 @@ def test_dead_codes_are_reseeded_from_batch_latents(cls):
     assert int(quantizer.steps_unused[2]) == 2
     if not isinstance(quantizer, EMAQuantizer):  # (EMA moves every code by its statistics each step)
         assert torch.equal(quantizer.codebook[2], before), "re-seeding waits for the next step's start"
-    quantizer(z)  # code 2 is re-seeded before this step's assignment
+    out = quantizer(z)  # code 2 is re-seeded before this step's assignment
+    assert 2 in out.indices, "the re-seeded code is back in use in the same step"
     latents = z[0].t()
     assert any(torch.allclose(quantizer.codebook[2], v, atol=0.05 * scale) for v in latents), (
         "code 2 re-seeded from the batch"
@@ -395,6 +414,38 @@ def test_fuzzy_memberships_are_degenerate_on_a_clumped_codebook_without_data_ini
     assert float(clumped(z).probs.max()) < 2.0 / 64
     seeded = FuzzyCMeansQuantizer(64, 8, fuzzifier=1.5).train()
     assert float(seeded(z).probs.amax(-1).mean()) > 0.3
+
+
+def test_ema_statistics_start_as_one_observation_per_code():
+    """Codes unused in a step keep their position; used ones move to the decayed mean of code + latents.
+
+    With counts starting at 0 (and sums at the codes) an unused code was divided by ≈ epsilon and
+    jumped to ~10⁵ times its norm, never to be used again.
+    """
+    torch.manual_seed(0)
+    ema = EMAQuantizer(8, 2, decay=0.9).train()
+    start = ema.codebook.clone()
+    z = start[0].reshape(1, 2, 1) + 0.01 * torch.randn(1, 2, 5)  # every latent nearest to code 0
+    out = ema(z)
+    assert torch.equal(out.indices, torch.zeros_like(out.indices))
+    assert torch.allclose(ema.codebook[1:], start[1:], rtol=1e-4), "unused codes stay where they were"
+    latents = z[0].t()
+    expected = (0.9 * start[0] + 0.1 * latents.sum(0)) / (0.9 + 0.1 * 5)
+    assert torch.allclose(ema.codebook[0], expected, atol=1e-4)
+
+
+def test_data_init_reads_the_command_lines_text_and_rejects_other_values():
+    assert VectorQuantizer(4, 2, data_init="false").data_init is False  # bool("false") would be True
+    assert EMAQuantizer(4, 2, data_init="True").data_init is True
+    with pytest.raises(ValueError, match="data_init must be true or false, got 'yes'"):
+        VectorQuantizer(4, 2, data_init="yes")
+
+
+def test_ema_rejects_bad_decay_and_epsilon():
+    with pytest.raises(ValueError, match="decay must be in"):
+        EMAQuantizer(4, 2, decay=1.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        EMAQuantizer(4, 2, epsilon=0.0)
 
 
 def test_default_quantizers_keep_their_checkpoint_keys():

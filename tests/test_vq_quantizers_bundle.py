@@ -27,6 +27,9 @@ VARIANTS = {
     "fcm_normalised": "FuzzyCMeansQuantizer",
     "sampled_expectation": "SampledExpectationQuantizer",
     "gumbel": "GumbelQuantizer",
+    "neural_gas_lambda3": "NeuralGasQuantizer",
+    "neural_gas_lambda10": "NeuralGasQuantizer",
+    "fcm_posterior": "FuzzyCMeansQuantizer",
 }
 TINY = (
     "--channels",
@@ -167,6 +170,53 @@ def test_every_variant_config_builds_its_quantizer_and_trains_a_step(variant, ti
     out = net(batch["image"])
     (torch.nn.functional.mse_loss(out.reconstruction, batch["image"]) + out.bottleneck.loss).backward()
     assert torch.isfinite(out.bottleneck.loss)
+
+
+def test_thesis_configs_hold_the_seed_settings(tiny_slices):
+    """Seed 004, section 6: Adam 1e-3, 512 prototypes of dimension 64; λ fixed at 3 / 10 with α 0.15, η 1;
+    the fuzzy "posterior" loss (eq. 4.6) with α 0.08."""
+    for lam in (3, 10):
+        parser = _parse(["train.json", "thesis.json", f"neural_gas_lambda{lam}.json"], tiny_slices)
+        for key in ("num_embeddings", "latent_channels"):  # _parse shrinks them: read the file's values
+            parser[key] = json.loads((CONFIGS / "thesis.json").read_text())[key]
+        net = parser.get_parsed_content("network")
+        ng = net.bottleneck
+        assert (ng.num_embeddings, ng.embedding_dim, parser["learning_rate"]) == (512, 64, 0.001)
+        assert (ng.commitment_cost, ng.codebook_cost, ng.current_lambda) == (0.15, 1.0, float(lam))
+        ng.train()(torch.randn(1, 64, 2, 2))
+        assert ng.current_lambda == float(lam), "λ stays fixed"
+        scheduler, optimizer = parser.get_parsed_content("lr_scheduler"), parser.get_parsed_content("optimizer")
+        for _ in range(3):
+            optimizer.step()
+            scheduler.step()
+        assert scheduler.get_last_lr() == [0.001], "constant learning rate"
+    fcm = _parse(["train.json", "fcm_posterior.json"], tiny_slices).get_parsed_content("bottleneck")
+    assert (fcm.loss_type, fcm.commitment_cost, fcm.codebook_cost) == ("posterior", 0.08, 1.0)
+
+
+def test_ema_bundle_defaults_use_more_codes_than_the_plain_ema(tiny_slices):
+    """A short real run: the ema.json defaults (data init, dead-code re-seeding) against the same EMA quantizer
+    without them (van den Oord et al.'s N(0, 1) codes, which a fresh encoder's small outputs barely reach)."""
+    used = {}
+    for name, overrides in {"default": {}, "plain": {"data_init": False, "dead_code_steps": 0}}.items():
+        torch.manual_seed(0)
+        parser = _parse(["train.json", "ema.json"], tiny_slices, image_size=[16, 16], **overrides)
+        net = parser.get_parsed_content("network")
+        assert net.bottleneck.data_init is (name == "default")
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        images = torch.cat([b["image"] for b in parser.get_parsed_content("train#dataloader")])
+        seen = set()
+        for step in range(24):
+            batch = images[torch.randperm(len(images))[:4]]
+            out = net(batch)
+            loss = torch.nn.functional.mse_loss(out.reconstruction, batch) + out.bottleneck.loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step >= 20:  # after the first re-seeding (ema.json: dead_code_steps 20)
+                seen |= set(out.bottleneck.indices.unique().tolist())
+        used[name] = len(seen)
+    assert used["default"] >= 2 * used["plain"] and used["default"] >= 8, used  # of 16 codes
 
 
 @pytest.mark.slow

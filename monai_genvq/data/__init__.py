@@ -21,6 +21,15 @@ from monai_genvq.data.cardiac_datalist import (
     resolve_cardiac_dataset,
 )
 from monai_genvq.data.errors import DataSplitError, VolumeFileError
+from monai_genvq.data.mni152 import (
+    MNI152_FILES,
+    MNI152_LABELS,
+    ensure_mni152,
+    generate_mni152,
+    mni152_file,
+    mni152_label_map,
+    mni152_records,
+)
 from monai_genvq.data.mrc import MRC_SUFFIXES, MRCReader, MRCWriter, is_mrc, mrc_affine, write_mrc
 from monai_genvq.data.slices import SLICE_EXTENSIONS, SliceImageData, discover_slices, require_input_files
 from monai_genvq.data.synthetic_cardiac import (
@@ -56,6 +65,8 @@ __all__ = [
     "DataSplitError",
     "LoadVolume",
     "LoadVolumed",
+    "MNI152_FILES",
+    "MNI152_LABELS",
     "MNMS_TO_INTERNAL",
     "MRCReader",
     "MRCWriter",
@@ -72,16 +83,21 @@ __all__ = [
     "discover_mnms",
     "discover_slices",
     "discover_volumes",
+    "ensure_mni152",
     "ensure_synthetic_acdc",
     "ensure_synthetic_mnms",
     "ensure_synthetic_slices",
     "expand_slice_offsets",
+    "generate_mni152",
     "generate_synthetic_acdc",
     "generate_synthetic_mnms",
     "generate_synthetic_slices",
     "is_mrc",
     "load_cardiac_ed",
     "map_labels",
+    "mni152_file",
+    "mni152_label_map",
+    "mni152_records",
     "mrc_affine",
     "nifti_spacing_problem",
     "read_acdc_info",

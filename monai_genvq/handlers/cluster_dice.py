@@ -25,7 +25,7 @@ def to_label_ids(x: Any) -> torch.Tensor:
 
 
 class ClusterDice(IgniteMetricHandler):
-    """Mean Dice over Hungarian-matched (predicted id, label) pairs per image, as an Ignite metric handler.
+    """Mean Dice over the labels after Hungarian matching of predicted ids to labels, per image, as an Ignite handler.
 
     Label-permutation invariant: it scores the partition, not the names of its parts — the score of
     a clustering, and for a method that names its labels (e.g. the anatomical-prior VAE) a check
@@ -37,8 +37,10 @@ class ClusterDice(IgniteMetricHandler):
         empty_value: Dice of an empty cluster matched to an empty label.
         output_transform: engine output -> ``(y_pred, y)`` (lists of per-image tensors after decollation).
         save_details: keep the per-image scores in ``engine.state.metric_details``.
-        unmatched_value: Dice of a label left without a predicted id (``None``: left out of the
-            image's mean, as the seed's code); see :func:`monai_genvq.metrics.hungarian_dice`.
+        unmatched_value: Dice of a label left without a predicted id: 0 by default; ``None`` leaves it
+            out of the image's mean (matched pairs only, as the seed's code). See
+            :func:`monai_genvq.metrics.hungarian_dice`; ``handler.metric_fn.unmatched`` states the choice
+            in words for the evaluation's output.
 
     Example:
         >>> from monai.handlers import from_engine

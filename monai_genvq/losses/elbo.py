@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -37,7 +39,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
 
 
 def reconstruction_error(
-    x: torch.Tensor, target: torch.Tensor, kind: str = "mse", reduction: str = "mean"
+    x: torch.Tensor,
+    target: torch.Tensor,
+    kind: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "mse",
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Per-sample reconstruction error summed over voxels (squared error, or Bernoulli BCE).
 
@@ -45,8 +50,24 @@ def reconstruction_error(
     vanish when the sigmoid saturates, while squared error through a sigmoid can get stuck
     predicting an all-black image (most voxels of a masked cardiac slice are 0).
 
+    ``kind`` may also be a callable ``(x, target) -> (B,)`` giving the per-sample error itself, e.g.
+    :class:`~monai_genvq.losses.PerceptualReconstructionLoss` (MSE + δ·perceptual, Attri-SIVAE Table 2).
+
     ``reduction="none"`` returns (B,), ``"mean"`` the batch mean (the Soft-Intro VAE convention).
+
+    Example:
+        >>> reconstruction_error(torch.ones(2, 1, 2, 2), torch.zeros(2, 1, 2, 2), "mse", "none")
+        tensor([4., 4.])
+        >>> reconstruction_error(torch.ones(2, 3), torch.zeros(2, 3), lambda a, b: (a - b).sum(1))
+        tensor(3.)
     """
+    if callable(kind):
+        err = kind(x, target)
+        if err.shape != (x.shape[0],):
+            raise ValueError(
+                f"a reconstruction callable must return one error per sample {(x.shape[0],)}; got {tuple(err.shape)}"
+            )
+        return err.mean() if reduction == "mean" else err
     if kind == "mse":
         err = F.mse_loss(x, target, reduction="none")
     elif kind == "bce":  # Bernoulli likelihood of targets in [0, 1]; eps keeps gradients alive near 0 and 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from monai_genvq.metrics.cluster_dice import (
     MATCH_CRITERIA,
     ClusterDiceMetric,
+    describe_unmatched,
     dice_matrix,
     hungarian_dice,
     match_clusters,
@@ -12,8 +13,12 @@ from monai_genvq.metrics.cluster_dice import (
 from monai_genvq.metrics.codebook import CodebookUsageMetric
 from monai_genvq.metrics.disentanglement import (
     DISENTANGLEMENT_METRICS,
+    MI_ESTIMATORS,
     DisentanglementMetric,
+    attribute_entropy,
     compute_disentanglement,
+    describe_disentanglement_settings,
+    describe_mi_estimator,
     discretize,
     entropy_discrete,
     interpretability,
@@ -22,6 +27,7 @@ from monai_genvq.metrics.disentanglement import (
     mutual_information_matrix,
     sap_score,
     scc_score,
+    spearman_matrix,
 )
 from monai_genvq.metrics.segmentation import (
     IntensityKMeans,
@@ -39,7 +45,12 @@ __all__ = [
     "DisentanglementMetric",
     "IntensityKMeans",
     "MATCH_CRITERIA",
+    "MI_ESTIMATORS",
+    "attribute_entropy",
     "compute_disentanglement",
+    "describe_disentanglement_settings",
+    "describe_mi_estimator",
+    "describe_unmatched",
     "dice_matrix",
     "discretize",
     "entropy_discrete",
@@ -55,5 +66,6 @@ __all__ = [
     "per_label_dice",
     "sap_score",
     "scc_score",
+    "spearman_matrix",
     "summarize_dice",
 ]

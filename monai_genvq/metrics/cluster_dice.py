@@ -3,9 +3,14 @@
 :func:`match_clusters` is the package's one Hungarian matching: it builds the clusters × labels
 score matrix (Dice by default, or voxel overlap) and solves the one-to-one assignment with
 ``scipy.optimize.linear_sum_assignment`` on its negative. :func:`hungarian_dice` scores a
-clustering with it (the mean Dice over matched pairs; Hsu et al. 2021 evaluate their unsupervised
+clustering with it (the mean Dice over the labels; Hsu et al. 2021 evaluate their unsupervised
 segmentations this way, per hierarchy level and for the BraTS whole tumour);
 :func:`monai_genvq.metrics.hungarian_match` relabels a cluster map with it.
+
+With fewer clusters than labels some labels get no cluster. ``unmatched_value`` says how they
+count: 0 (the default here: a label the clustering cannot separate scores 0) or ``None`` (left out,
+so the mean runs over matched pairs only, as the seed's code averages). Every number should be
+stated with it: :func:`describe_unmatched` gives the sentence evaluations write next to it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,32 @@ import torch
 from monai.metrics import Cumulative
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["MATCH_CRITERIA", "ClusterDiceMetric", "dice_matrix", "hungarian_dice", "match_clusters"]
+__all__ = [
+    "MATCH_CRITERIA",
+    "ClusterDiceMetric",
+    "describe_unmatched",
+    "dice_matrix",
+    "hungarian_dice",
+    "match_clusters",
+]
 
 #: Scores :func:`match_clusters` can maximise: the pairs' Dice, or their overlap (voxel count).
 MATCH_CRITERIA = ("dice", "overlap")
+
+
+def describe_unmatched(unmatched_value: float | None = 0.0) -> str:
+    """How a Hungarian-matched Dice counts labels left without a cluster, for ``metrics.json`` and tables.
+
+    Example:
+        >>> describe_unmatched(0.0)
+        'a label left without a cluster (fewer clusters than labels) counts as Dice 0'
+        >>> describe_unmatched(None)
+        'a label left without a cluster (fewer clusters than labels) is left out of the mean (matched pairs only)'
+    """
+    head = "a label left without a cluster (fewer clusters than labels)"
+    if unmatched_value is None:
+        return f"{head} is left out of the mean (matched pairs only)"
+    return f"{head} counts as Dice {float(unmatched_value):g}"
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -130,7 +157,11 @@ def hungarian_dice(
     empty_value: float = 1.0,
     unmatched_value: float | None = 0.0,
 ) -> tuple[float, dict[int, int], np.ndarray]:
-    """Mean Dice over Hungarian-matched (cluster, label) pairs (:func:`match_clusters`, ``criterion="dice"``).
+    """Mean Dice over the labels after Hungarian matching (:func:`match_clusters`, ``criterion="dice"``).
+
+    Each label's Dice is that of its matched cluster; a label without a cluster (fewer clusters than
+    labels) scores ``unmatched_value`` (0 by default) or, with ``None``, is left out so the mean runs
+    over matched pairs only. State which with the number (:func:`describe_unmatched`).
 
     Args:
         pred: cluster ids per voxel.
@@ -144,7 +175,7 @@ def hungarian_dice(
             averages matched pairs only as the seed's code does. State which with the number.
 
     Returns:
-        ``(mean matched Dice, {label: cluster}, per-label Dice in label_ids order)``.
+        ``(mean Dice over the labels, {label: cluster}, per-label Dice in label_ids order)``.
 
     Raises:
         ValueError: shapes differ or the label map is empty (no labels to score).
@@ -152,6 +183,8 @@ def hungarian_dice(
     Example:
         >>> hungarian_dice(np.array([2, 2, 0, 0]), np.array([0, 0, 1, 1]))[0]
         1.0
+        >>> hungarian_dice(np.zeros(4, int), np.array([0, 0, 1, 1]))[0]  # label 1 unmatched: (2/3 + 0) / 2
+        0.3333333333333333
         >>> hungarian_dice(np.zeros(4, int), np.array([0, 0, 1, 1]), unmatched_value=None)[2].round(3).tolist()
         [0.667, nan]
     """
@@ -183,8 +216,9 @@ class ClusterDiceMetric(Cumulative):
         label_ids: labels to score (default: those present in each volume).
         empty_value: Dice of an empty cluster matched to an empty label.
         reduction: "mean" or "none".
-        unmatched_value: Dice of a label left without a cluster (``None``: left out of the mean);
-            see :func:`hungarian_dice`.
+        unmatched_value: Dice of a label left without a cluster (0 by default; ``None``: left out of
+            the mean, matched pairs only, as the seed's code); see :func:`hungarian_dice`.
+            :attr:`unmatched` states the choice (:func:`describe_unmatched`).
 
     Example:
         >>> m = ClusterDiceMetric()
@@ -203,6 +237,7 @@ class ClusterDiceMetric(Cumulative):
         super().__init__()
         self.label_ids, self.empty_value, self.reduction = label_ids, empty_value, reduction
         self.unmatched_value = unmatched_value
+        self.unmatched = describe_unmatched(unmatched_value)
 
     def __call__(self, y_pred, y) -> None:  # type: ignore[override]
         preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [p for p in y_pred]

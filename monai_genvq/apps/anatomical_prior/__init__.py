@@ -43,6 +43,7 @@ from monai_genvq.apps.anatomical_prior.networks import (
 from monai_genvq.apps.anatomical_prior.report import SegmentationReport, load_module_checkpoint
 from monai_genvq.apps.anatomical_prior.supervised_reference import build_supervised_reference, train_supervised_unet
 from monai_genvq.apps.anatomical_prior.synthetic_brain import (
+    BRAIN_CONTRASTS,
     BRAIN_LABELS,
     ensure_synthetic_brain,
     generate_synthetic_brain,
@@ -63,6 +64,7 @@ from monai_genvq.apps.anatomical_prior.transforms import (
 __all__ = [
     "AnatomicalPriorInferer",
     "AnatomicalPriorTerms",
+    "BRAIN_CONTRASTS",
     "BRAIN_LABELS",
     "HungarianMatch",
     "HungarianMatchd",

@@ -102,6 +102,7 @@ def decathlon_prior_datalists(
     seed: int = 0,
     synthetic: Mapping[str, Any] | None = None,
     max_subjects: int | None = None,
+    image_contrast: str = "image",
 ) -> dict[str, list[dict[str, Any]]]:
     """Datalists ``{"prior", "image", "test"}`` of volumes from a Decathlon-layout folder (``dataset.json``).
 
@@ -116,10 +117,22 @@ def decathlon_prior_datalists(
         seed: seed of the split.
         synthetic: phantom parameters.
         max_subjects: keep at most this many subjects per set (quick runs).
+        image_contrast: the ``dataset.json`` key the ``image`` and ``test`` items take their image
+            from (the bundle's ``image_contrast`` option). ``"image"``: the same contrast as the prior
+            subjects' images. Another key (the phantom's ``"image_flair"``) gives the seed's
+            cross-modality setting: the prior learns from the label maps of ``prior`` subjects (their
+            ``image`` contrast, unused by the prior), stage 2 trains and the test scores on the other
+            contrast. The split does not depend on it.
 
     Raises:
         FileNotFoundError: no ``dataset.json`` in ``dataset_dir``.
-        ValueError: fewer than 3 labelled cases, or fractions outside (0, 1).
+        ValueError: fewer than 3 labelled cases, fractions outside (0, 1), or an ``image_contrast``
+            key some ``training`` entry lacks.
+
+    Example:
+        >>> lists = decathlon_prior_datalists(image_contrast="image_flair")  # doctest: +SKIP
+        >>> lists["test"][0]["image"].endswith("imagesTr_flair/brain_002.nii.gz")  # doctest: +SKIP
+        True
     """
     from monai.data import load_decathlon_datalist
 
@@ -128,9 +141,19 @@ def decathlon_prior_datalists(
     if not meta.is_file():
         raise FileNotFoundError(f"'{root}' has no dataset.json: not a Decathlon-layout folder")
     items = load_decathlon_datalist(str(meta), is_segmentation=True, data_list_key="training", base_dir=str(root))
+    missing = [i for i, it in enumerate(items) if image_contrast not in it]
+    if missing:
+        keys = sorted(k for k in items[0] if k.startswith("image")) if items else []
+        raise ValueError(
+            f"image_contrast {image_contrast!r}: {len(missing)} 'training' entr(y/ies) of '{meta}' have no such key "
+            f"(the first entry's image keys: {keys})"
+        )
     for it in items:
         it["subject"] = Path(str(it["image"])).name.split(".")[0]
     lists = _split_subjects(items, prior_fraction, test_fraction, seed)
+    for part in ("image", "test"):
+        for it in lists[part]:
+            it["image"] = it[image_contrast]
     if max_subjects is not None:
         lists = {k: v[: int(max_subjects)] for k, v in lists.items()}
     return lists

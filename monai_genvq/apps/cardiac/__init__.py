@@ -14,10 +14,14 @@ from monai_genvq.apps.cardiac.attributes import (
 from monai_genvq.apps.cardiac.figures import attribute_traversal, plot_attribute_traversal, plot_ssim_distribution
 from monai_genvq.apps.cardiac.report import (
     METHOD_NAMES,
+    SEED_CROSS_DOMAIN,
+    SEED_TABLE1,
     SSIM_SETTINGS,
     CardiacEvaluationReport,
+    cardiac_seed_table,
     cardiac_table,
     collect_cardiac_results,
+    training_summary,
 )
 
 __all__ = [
@@ -26,11 +30,15 @@ __all__ = [
     "CardiacAttributesd",
     "CardiacEvaluationReport",
     "METHOD_NAMES",
+    "SEED_CROSS_DOMAIN",
+    "SEED_TABLE1",
     "SSIM_SETTINGS",
     "attribute_traversal",
     "cardiac_attributes",
+    "cardiac_seed_table",
     "cardiac_table",
     "collect_cardiac_results",
     "plot_attribute_traversal",
     "plot_ssim_distribution",
+    "training_summary",
 ]

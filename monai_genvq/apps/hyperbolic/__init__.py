@@ -58,9 +58,16 @@ from monai_genvq.apps.hyperbolic.synthetic_toy import (
     ensure_hierarchy_toy,
     generate_hierarchy_toy,
     generate_hierarchy_volume,
+    generate_textured_hierarchy_volume,
 )
 from monai_genvq.apps.hyperbolic.trainer import HyperbolicVAETrainer, hyperbolic_loss_terms
-from monai_genvq.apps.hyperbolic.triplets import TRIPLET_KEYS, TripletPatchSampler, TripletPatchSamplerd, check_volume
+from monai_genvq.apps.hyperbolic.triplets import (
+    TRIPLET_KEYS,
+    TRIPLET_SAMPLINGS,
+    TripletPatchSampler,
+    TripletPatchSamplerd,
+    check_volume,
+)
 from monai_genvq.apps.hyperbolic.vae import HyperbolicVAE, HyperbolicVAEOutput, patch_offsets
 
 __all__ = [
@@ -81,6 +88,7 @@ __all__ = [
     "MIN_NORM",
     "MIN_SIGMA",
     "TRIPLET_KEYS",
+    "TRIPLET_SAMPLINGS",
     "TripletPatchSampler",
     "TripletPatchSamplerd",
     "as_curvature",
@@ -105,6 +113,7 @@ __all__ = [
     "generate_synthetic_brats",
     "generate_synthetic_cryoet",
     "generate_synthetic_tomogram",
+    "generate_textured_hierarchy_volume",
     "gmath",
     "gyroplane_conv3d",
     "gyroplane_distance",

@@ -30,7 +30,7 @@ from monai_genvq.data.mrc import MRCWriter, is_mrc
 from monai_genvq.data.volumes import LoadVolume, volume_shape
 from monai_genvq.handlers.inference import load_checkpoint_file
 from monai_genvq.handlers.progress import CaseProgress
-from monai_genvq.metrics.cluster_dice import hungarian_dice
+from monai_genvq.metrics.cluster_dice import describe_unmatched, hungarian_dice
 from monai_genvq.transforms.intensity import ForegroundNormalize
 from monai_genvq.utils.fileio import atomic_path, atomic_write_text, write_json
 from monai_genvq.utils.tables import collect_metrics, format_mean_std, markdown_table, mean_std
@@ -105,6 +105,9 @@ class HyperbolicSegmentation:
         progress_bar: show a progress bar over the volumes (the bundles pass their ``progress_bar`` option).
             Either way :meth:`run` logs one INFO line per volume: name, index/total, each level's Dice
             (labelled volumes) and seconds (:class:`~monai_genvq.handlers.CaseProgress`).
+        unmatched_value: Dice of a label left without a cluster (fewer clusters than labels): 0, or
+            ``None`` to average matched pairs only as the seed's code does
+            (:func:`~monai_genvq.metrics.hungarian_dice`); ``metrics.json`` states it (``unmatched_labels``).
 
     Example:
         >>> seg = HyperbolicSegmentation(net, records, {"level1": ("label_level1", 2, None)}, "eval")  # doctest: +SKIP
@@ -133,6 +136,7 @@ class HyperbolicSegmentation:
         max_projected: int = 3000,
         zoom: float = 1.0,
         progress_bar: bool = False,
+        unmatched_value: float | None = 0.0,
     ) -> None:
         if not records:
             raise ValueError("no volumes to segment (empty datalist)")
@@ -144,6 +148,7 @@ class HyperbolicSegmentation:
         self.write_embeddings, self.zoom = write_embeddings, float(zoom)
         self.figures, self.max_projected = figures, int(max_projected)
         self.progress_bar = bool(progress_bar)
+        self.unmatched_value = unmatched_value
         self._loader = _volume_loader()
         self._normalizer = ForegroundNormalize(normalize)
 
@@ -286,9 +291,13 @@ class HyperbolicSegmentation:
                             label = self.label_transforms[name](label)
                         if self.mask != "none":
                             keep = clusters >= 0
-                            dice, mapping, per_label = hungarian_dice(clusters[keep], label[keep], label_ids)
+                            dice, mapping, per_label = hungarian_dice(
+                                clusters[keep], label[keep], label_ids, unmatched_value=self.unmatched_value
+                            )
                         else:
-                            dice, mapping, per_label = hungarian_dice(clusters, label, label_ids)
+                            dice, mapping, per_label = hungarian_dice(
+                                clusters, label, label_ids, unmatched_value=self.unmatched_value
+                            )
                         level_maps[f"{name} truth"] = label
                         scores[name].append(dice)
                         label_scores[name].append(per_label)
@@ -324,6 +333,7 @@ class HyperbolicSegmentation:
             "clustering": "euclidean" if self.curvature() == 0 else "poincare",
             "embedding": self.embedding_description(),
             "metric": "Dice after Hungarian matching of clusters to labels (mean over labels), mean ± std over volumes",
+            "unmatched_labels": describe_unmatched(self.unmatched_value),
             "levels": levels,
             "volumes": per_volume,
         }

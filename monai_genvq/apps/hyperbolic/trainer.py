@@ -40,12 +40,19 @@ class HyperbolicVAETrainer(SupervisedTrainer):
     Args:
         device, max_epochs, train_data_loader, network, optimizer: as :class:`monai.engines.SupervisedTrainer`.
         kl_weight: weight of the KL term; 0.1, the bundles' value (with the Gaussian likelihood of σ
-            ``likelihood_scale`` = 0.1). Hsu et al.'s released code uses 1 with a unit-variance likelihood,
-            which lets the triplet term dominate (measured in the toy bundle's docs).
-        triplet_weight: β of the triplet term (0 disables it: the "no triplet" ablation). The NLL is
-            summed over the patch's voxels (10³ by default), so the default β = 10³ (Hsu et al.'s
-            setting) puts the triplet term on the ELBO's scale; with β = 1 it is ~10⁻⁴ of the loss and
-            does nothing.
+            ``likelihood_scale`` = 0.1). The Gaussian NLL is 1/σ² times a unit-variance one, so the KL's
+            weight relative to the NLL in the units of Hsu et al.'s released code (unit-variance likelihood,
+            KL weight 1) is ``kl_weight * likelihood_scale**2``: 0.001 with the defaults, 1/1000 of the
+            released code's balance. The bundles state this balance explicitly (their ``kl_balance``
+            option, from which they derive ``kl_weight``). The released code's objective as a whole
+            (``likelihood_scale`` 1, ``kl_weight`` 1) lets the triplet term dominate (measured in the toy
+            bundle's docs).
+        triplet_weight: β of the triplet term (0 disables it: the "no triplet" ablation), per patch: the
+            loss is a mean over the batch's patches. The NLL is summed over the patch's voxels (10³ by
+            default), so the default β = 10³ puts the triplet term on the ELBO's scale; with β = 1 it is
+            ~10⁻⁴ of the loss and does nothing. Hsu et al.'s command line also says 10³, but their code
+            averages the triplet term over the batch of 128 and sums the ELBO over it, so per patch their
+            weight is 10³ / 128 ≈ 7.8.
         margin: triplet margin.
         squared_triplet: compare squared distances in the triplet loss (Hsu et al.'s released code).
         likelihood: "gaussian" or "bernoulli".
@@ -119,9 +126,14 @@ class HyperbolicVAETrainer(SupervisedTrainer):
         with autocast(engine, x):  # convolutions in half precision; the ball's maps are float32 regions
             out = engine.forward_network(x)
         out = to_float32(out)
-        engine.state.output[Keys.PRED] = out.reconstruction
+        recon, target = out.reconstruction, x
+        if recon.ndim == x.ndim + 1:  # K posterior samples (K, 3B, ...): the NLL is averaged over them
+            engine.state.output[Keys.PRED] = recon[0]
+            recon, target = recon.flatten(0, 1), x.expand(recon.shape[0], *x.shape).flatten(0, 1)
+        else:
+            engine.state.output[Keys.PRED] = recon
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        rec = reconstruction_nll(out.reconstruction, x, engine.likelihood, engine.likelihood_scale).mean()
+        rec = reconstruction_nll(recon, target, engine.likelihood, engine.likelihood_scale).mean()
         kl = out.kl.mean()
         curvature = getattr(unwrap_module(engine.network), "curvature", 1.0)
         mu_p, mu_c, mu_n = out.mu[:b], out.mu[b : 2 * b], out.mu[2 * b :]

@@ -70,11 +70,12 @@ class HyperbolicVAEOutput:
     """What :class:`HyperbolicVAE` returns.
 
     Args:
-        reconstruction: (B, C, N, N, N) decoder output (logits for a Bernoulli likelihood).
+        reconstruction: (B, C, N, N, N) decoder output (logits for a Bernoulli likelihood); in training with
+            ``posterior_samples`` K > 1, (K, B, C, N, N, N), one reconstruction per sample.
         mu: (B, d) posterior means on the ball (within geodesic radius ``max_radius`` of the origin).
         sigma: (B, d) (wrapped) or (B, 1) (Riemannian) posterior scales.
-        z: (B, d) posterior sample (the mean in eval mode).
-        kl: (B,) one-sample Monte-Carlo KL(q(z|x) || p(z)).
+        z: (B, d) posterior sample (the mean in eval mode); (K, B, d) in training with K > 1.
+        kl: (B,) Monte-Carlo KL(q(z|x) || p(z)), averaged over the K samples.
     """
 
     reconstruction: torch.Tensor
@@ -117,6 +118,10 @@ class HyperbolicVAE(nn.Module):
             max_radius 3), so a sample reaches the clamp only beyond 4σ: in a 60-epoch toy run
             (triplet weight 10³, seed 2) one σ grew to ~300, the samples sat on the clamp and the
             Monte-Carlo KL went to −58 (−650 for single samples of a fresh batch).
+        posterior_samples: K posterior samples per patch in training, each decoded; the reconstruction
+            NLL and the Monte-Carlo KL are averaged over them (Hsu et al.'s released code trains with
+            ``--K 8``). 1 (the default) is one sample; the decoder's cost grows K-fold. Evaluation
+            uses the posterior mean either way.
 
     Example:
         >>> net = HyperbolicVAE(patch_size=10, latent_dim=2)
@@ -138,8 +143,12 @@ class HyperbolicVAE(nn.Module):
         gyro_channels: int = 8,
         prior_scale: float = 1.0,
         max_radius: float | None = 3.0,
+        posterior_samples: int = 1,
     ) -> None:
         super().__init__()
+        if int(posterior_samples) != posterior_samples or posterior_samples < 1:
+            raise ValueError(f"posterior_samples must be an integer >= 1, got {posterior_samples}")
+        self.posterior_samples = int(posterior_samples)
         if spatial_dims != 3:
             raise ValueError(f"HyperbolicVAE is a 3-D network, got spatial_dims={spatial_dims}")
         if distribution not in DISTRIBUTIONS:
@@ -315,6 +324,17 @@ class HyperbolicVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> HyperbolicVAEOutput:
         mu, sigma = self.encode(x)
-        z = self.sample_posterior(mu, sigma) if self.training else mu
-        kl = self.kl(z, mu, sigma)
-        return HyperbolicVAEOutput(reconstruction=self.decode(z), mu=mu, sigma=sigma, z=z, kl=kl)
+        k = self.posterior_samples if self.training else 1
+        if k == 1:
+            z = self.sample_posterior(mu, sigma) if self.training else mu
+            kl = self.kl(z, mu, sigma)
+            return HyperbolicVAEOutput(reconstruction=self.decode(z), mu=mu, sigma=sigma, z=z, kl=kl)
+        # K samples of every patch in one batch (K * B), then split back to (K, B, ...)
+        mu_k, sigma_k = mu.repeat(k, 1), sigma.repeat(k, 1)
+        z = self.sample_posterior(mu_k, sigma_k)
+        kl = self.kl(z, mu_k, sigma_k).view(k, -1).mean(0)
+        rec = self.decode(z)
+        b = x.shape[0]
+        return HyperbolicVAEOutput(
+            reconstruction=rec.view(k, b, *rec.shape[1:]), mu=mu, sigma=sigma, z=z.view(k, b, -1), kl=kl
+        )

@@ -19,7 +19,12 @@ from monai_genvq.apps.streamlines.dataset import (
     split_samples,
 )
 from monai_genvq.apps.streamlines.dipy_bundles import dipy_data_file, prepare_dipy_bundles
-from monai_genvq.apps.streamlines.figures import as_streamline_points, save_streamline_render
+from monai_genvq.apps.streamlines.figures import (
+    SUBJECT_VIEWS,
+    as_streamline_points,
+    save_streamline_render,
+    save_subject_render,
+)
 from monai_genvq.apps.streamlines.group_cache import default_group_cache_dir
 from monai_genvq.apps.streamlines.group_order import apply_group_order, canonical_group_order, invert_group_order
 from monai_genvq.apps.streamlines.inference import streamline_inference_items
@@ -27,6 +32,7 @@ from monai_genvq.apps.streamlines.io import (
     SUPPORTED_STREAMLINE_EXTENSIONS,
     StreamlineFileError,
     check_unique_streamline_outputs,
+    count_streamlines,
     load_streamlines,
     save_bundle_tensor,
     save_streamlines,
@@ -45,7 +51,11 @@ from monai_genvq.apps.streamlines.synthetic import (
     ensure_synthetic_tractoinferno,
     generate_synthetic_tractoinferno,
 )
-from monai_genvq.apps.streamlines.tractoinferno import discover_tractoinferno
+from monai_genvq.apps.streamlines.tractoinferno import (
+    VQDIFF_TABLE1_BUNDLES,
+    discover_tractoinferno,
+    select_bundles_by_count,
+)
 from monai_genvq.apps.streamlines.transforms import (
     NormalizeStreamlines,
     NormalizeStreamlinesd,
@@ -69,6 +79,7 @@ __all__ = [
     "ResampleStreamlines",
     "ResampleStreamlinesd",
     "SAMPLE_STATISTICS",
+    "SUBJECT_VIEWS",
     "SUPPORTED_STREAMLINE_EXTENSIONS",
     "SYNTHETIC_TRACTS",
     "StreamlineEvaluationReport",
@@ -80,6 +91,7 @@ __all__ = [
     "StreamlineWriter",
     "StreamlinesToBundleTensor",
     "StreamlinesToBundleTensord",
+    "VQDIFF_TABLE1_BUNDLES",
     "apply_group_order",
     "as_streamline_points",
     "balance_samples",
@@ -90,6 +102,7 @@ __all__ = [
     "canonical_group_order",
     "check_unique_streamline_outputs",
     "choose_sample_statistics",
+    "count_streamlines",
     "default_group_cache_dir",
     "dipy_data_file",
     "discover_tractoinferno",
@@ -105,6 +118,8 @@ __all__ = [
     "save_bundle_tensor",
     "save_streamline_render",
     "save_streamlines",
+    "save_subject_render",
+    "select_bundles_by_count",
     "split_samples",
     "streamline_inference_items",
     "streamline_stem",

@@ -26,7 +26,7 @@ from monai_genvq.apps.streamlines.group_order import apply_group_order, canonica
 from monai_genvq.apps.streamlines.io import load_streamlines
 from monai_genvq.apps.streamlines.samples import StreamlineSamples
 from monai_genvq.apps.streamlines.synthetic import ensure_synthetic_tractoinferno
-from monai_genvq.apps.streamlines.tractoinferno import discover_tractoinferno
+from monai_genvq.apps.streamlines.tractoinferno import discover_tractoinferno, select_bundles_by_count
 from monai_genvq.apps.streamlines.transforms import (
     StreamlineNormalizer,
     resample_streamlines,
@@ -293,6 +293,10 @@ class StreamlineGroups:
             the default ``replacement``).
         split: split folder(s) to read, or ``"all"``.
         bundles: bundle names to keep (``None``: all found).
+        min_streamlines: keep only the bundle names whose every file (of the splits read, held-out subjects
+            included) has more than this many streamlines, the VQ-Diff paper's selection with 1000 (its 12
+            Table 1 bundles, :data:`~monai_genvq.apps.streamlines.VQDIFF_TABLE1_BUNDLES`); see
+            :func:`~monai_genvq.apps.streamlines.select_bundles_by_count`. 0 (default): no count filter.
         n_points: points per streamline.
         group_size: streamlines per sample.
         balance: equalise groups per bundle name (training pool only; the test set is not balanced).
@@ -344,6 +348,7 @@ class StreamlineGroups:
         canonical_order: bool = True,
         require_normalizer: bool = False,
         group_cache: str | os.PathLike | bool | None = None,
+        min_streamlines: int = 0,
     ) -> None:
         if dataset not in _DATASETS:
             raise ValueError(f"dataset must be one of {_DATASETS}, got {dataset!r}")
@@ -357,6 +362,9 @@ class StreamlineGroups:
         self.dataset = dataset
         self.split = split
         self.bundles = bundles
+        if int(min_streamlines) != min_streamlines or min_streamlines < 0:
+            raise ValueError(f"min_streamlines must be a non-negative integer (0: no filter), got {min_streamlines!r}")
+        self.min_streamlines = int(min_streamlines)
         self.n_points = n_points
         self.group_size = group_size
         self.balance = balance
@@ -390,6 +398,7 @@ class StreamlineGroups:
             return self._built
         dataset_dir = self._resolve_dir()
         records = discover_tractoinferno(dataset_dir, split=self.split, bundles=self.bundles)
+        records = select_bundles_by_count(records, self.min_streamlines)
         subjects = sorted({r["subject"] for r in records})
         unknown = [s for s in self.holdout_subjects if s not in subjects]
         if unknown:

@@ -1,4 +1,7 @@
-"""Train and evaluate all five bottlenecks of ``bundles/streamlines_vqdiff`` and print one BUAN table.
+"""Train and evaluate every bottleneck of ``bundles/streamlines_vqdiff`` and print one BUAN table.
+
+The variants: VQ-Diff, AE, our per-position VAE, the paper's global 20-d VAE (``vae_seed.json``), VQ-VAE
+and VQ-EMA; ``--variants`` picks some.
 
 Usage (from the repository root; ``make demo`` runs the first line)::
 
@@ -29,10 +32,18 @@ VARIANTS = {
     "vqdiff": None,
     "ae": "ae.json",
     "vae": "vae.json",
+    "vae_seed": "vae_seed.json",
     "vqvae": "vqvae.json",
     "vqema": "vqema.json",
 }
-LABELS = {"vqdiff": "VQ-Diff", "ae": "AE", "vae": "VAE", "vqvae": "VQ-VAE", "vqema": "VQ-EMA"}
+LABELS = {
+    "vqdiff": "VQ-Diff",
+    "ae": "AE",
+    "vae": "VAE (per position)",
+    "vae_seed": "VAE (global 20-d, paper)",
+    "vqvae": "VQ-VAE",
+    "vqema": "VQ-EMA",
+}
 
 
 def _configs(bundle_dir: Path, variant: str, dataset: str, evaluate: bool) -> list[str]:

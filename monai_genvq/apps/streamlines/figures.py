@@ -12,7 +12,10 @@ import torch
 
 from monai_genvq.visualize.grids import pyplot, save_figure
 
-__all__ = ["as_streamline_points", "save_streamline_render"]
+__all__ = ["SUBJECT_VIEWS", "as_streamline_points", "save_streamline_render", "save_subject_render"]
+
+#: planes of :func:`save_subject_render`: view name -> (horizontal axis, vertical axis) in RAS
+SUBJECT_VIEWS = {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}
 
 #: font size of the tick labels of streamline renders (readable at the saved 100 dpi)
 TICK_FONTSIZE = 8
@@ -112,4 +115,91 @@ def _streamline_render_figure(
         axes[0, j].set_title(names[j], fontsize=9)
     fig.suptitle(title or f"streamlines: {row_titles[0]} (top) vs {row_titles[1]} (bottom)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def save_subject_render(
+    originals: Sequence[Any],
+    reconstructions: Sequence[Any],
+    names: Sequence[str],
+    path: str | os.PathLike,
+    title: str = "",
+    views: Sequence[str] = ("sagittal", "axial"),
+    units: str = "mm",
+) -> Path:
+    """Every bundle of one subject at once: original (left) beside reconstruction (right), one row per view.
+
+    The VQ-Diff paper's full-subject figure (Fig. 3.1): all groups of all bundles of one subject are
+    drawn in the subject's own frame (no per-bundle plane), one colour per bundle name, with the same
+    limits for original and reconstruction, so misplaced or collapsed bundles show at a glance.
+
+    Args:
+        originals: groups of streamlines of one subject, each (S, P, 3) or (3, S, P), in one space (e.g. mm).
+        reconstructions: the matching reconstructions (same count and order).
+        names: the bundle name of each group (groups of one name share a colour).
+        path: PNG file to write (atomically).
+        title: figure title.
+        views: planes to draw, rows of the figure, from :data:`SUBJECT_VIEWS`.
+        units: axis units in the labels.
+
+    Raises:
+        ValueError: counts differ or are zero, or an unknown view.
+
+    Example:
+        >>> save_subject_render(groups, reconstructions, names, "subject.png")  # doctest: +SKIP
+    """
+    return save_figure(_subject_render_figure(originals, reconstructions, names, title, views, units), path)
+
+
+def _subject_render_figure(
+    originals: Sequence[Any],
+    reconstructions: Sequence[Any],
+    names: Sequence[str],
+    title: str = "",
+    views: Sequence[str] = ("sagittal", "axial"),
+    units: str = "mm",
+):
+    """The matplotlib Figure of :func:`save_subject_render` (not written, not closed)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    if not (len(originals) == len(reconstructions) == len(names)) or len(originals) == 0:
+        raise ValueError(
+            "need the same positive number of original groups, reconstructed groups and names, got "
+            f"{len(originals)}, {len(reconstructions)} and {len(names)}"
+        )
+    unknown = [v for v in views if v not in SUBJECT_VIEWS]
+    if unknown or not views:
+        raise ValueError(f"views must be a non-empty selection of {tuple(SUBJECT_VIEWS)}, got {list(views)}")
+    plt = pyplot()
+    originals = [as_streamline_points(g) for g in originals]
+    reconstructions = [as_streamline_points(g) for g in reconstructions]
+    labels = sorted(set(map(str, names)))
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    colour = {name: cmap(i % cmap.N) for i, name in enumerate(labels)}
+    points = np.concatenate([g.reshape(-1, 3) for g in originals + reconstructions])
+    lo, hi = points.min(0), points.max(0)
+    axis_names = "xyz"
+    fig, axes = plt.subplots(len(views), 2, figsize=(8.0, 3.8 * len(views)), squeeze=False)
+    for r, view in enumerate(views):
+        a, b = SUBJECT_VIEWS[view]
+        margin = 0.03 * max(hi[a] - lo[a], hi[b] - lo[b], 1e-9)
+        for c, groups in enumerate((originals, reconstructions)):
+            ax = axes[r, c]
+            for group, name in zip(groups, names):
+                segments = np.stack([group[:, :-1][..., [a, b]], group[:, 1:][..., [a, b]]], axis=2).reshape(-1, 2, 2)
+                ax.add_collection(LineCollection(segments, colors=[colour[str(name)]], linewidths=0.3))
+            ax.set_xlim(lo[a] - margin, hi[a] + margin), ax.set_ylim(lo[b] - margin, hi[b] + margin)
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=TICK_FONTSIZE)
+            ax.set_xlabel(f"{axis_names[a]} ({units})", fontsize=8)
+            ax.set_ylabel(f"{view}\n{axis_names[b]} ({units})" if c == 0 else f"{axis_names[b]} ({units})", fontsize=8)
+            if r == 0:
+                ax.set_title("original" if c == 0 else "reconstruction", fontsize=9)
+    handles = [Line2D([0], [0], color=colour[name], lw=2) for name in labels]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=7, frameon=False)
+    fig.suptitle(
+        title or f"all bundles of one subject ({len(originals)} groups): original vs reconstruction", fontsize=9
+    )
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * ((len(labels) - 1) // 6), 1, 1))
     return fig

@@ -23,6 +23,7 @@ __all__ = [
     "SUPPORTED_STREAMLINE_EXTENSIONS",
     "StreamlineFileError",
     "check_unique_streamline_outputs",
+    "count_streamlines",
     "streamline_stem",
     "load_streamlines",
     "save_streamlines",
@@ -98,6 +99,27 @@ def _declared_count(path: Path) -> int:
     except (OSError, struct.error, ValueError):
         pass
     return 0
+
+
+def count_streamlines(path: str | os.PathLike) -> int:
+    """Number of streamlines in a file: from the header when it declares one (``.trk`` n_count, ``.tck``
+    ``count``), otherwise by loading the file, so counting a TractoInferno subject reads 1 kB per file.
+
+    Args:
+        path: a ``.trk``, ``.tck`` or ``.trx`` file.
+
+    Raises:
+        StreamlineFileError: the file is missing, or it has to be loaded and cannot be (see :func:`load_streamlines`).
+
+    Example:
+        >>> count_streamlines("sub-1001__AF_L.trk")  # doctest: +SKIP
+        256
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StreamlineFileError(path, "it does not exist")
+    declared = _declared_count(path) if _extension(path) in (".trk", ".tck") else 0
+    return declared if declared > 0 else len(load_streamlines(path, reference=None))
 
 
 def _read_trk_or_tck(path: Path) -> tuple[list[np.ndarray], dict]:

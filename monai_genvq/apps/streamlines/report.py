@@ -8,7 +8,7 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 
 from monai_genvq.apps.streamlines.buan import bundle_adjacency_batched, summarize_buan
-from monai_genvq.apps.streamlines.figures import save_streamline_render
+from monai_genvq.apps.streamlines.figures import save_streamline_render, save_subject_render
 from monai_genvq.apps.streamlines.transforms import StreamlineNormalizer
 from monai_genvq.networks.bottlenecks import codebook_statistics
 from monai_genvq.utils.fileio import atomic_write_text, write_json
@@ -82,7 +82,9 @@ class StreamlineEvaluationReport:
     - figures (listed under ``figures`` in ``metrics.json``, paths relative to ``output_dir``):
       ``streamlines.png``, original vs reconstructed streamlines (mm) of one group of each of the
       first ``render_groups`` bundles, and ``latent_<method>.png``, the codes the decoder sees
-      (bottleneck output, flattened per group) projected to 2-D, coloured by bundle name.
+      (bottleneck output, flattened per group) projected to 2-D, coloured by bundle name, and
+      ``subject_<id>.png``, every evaluated group of one subject (all its bundles, in mm) original beside
+      reconstruction (the paper's full-subject figure, Fig. 3.1; :func:`save_subject_render`).
 
     Args:
         output_dir: folder for ``metrics.json`` and ``metrics.md`` (created).
@@ -98,6 +100,12 @@ class StreamlineEvaluationReport:
         figures: write the figures.
         render_groups: bundles shown in the streamline render.
         projection_methods: latent projections to draw ("pca", "tsne").
+        subject_key: batch key with subject ids (for the full-subject figure).
+        figure_subject: subject of the full-subject figure; None picks the evaluated subject with the most
+            bundle names (the first in sorted order on ties). The figure is skipped when batches carry no
+            subject ids.
+        subject_max_groups: at most this many groups are drawn in the full-subject figure, taken in turn
+            from each bundle name so every bundle appears.
     """
 
     def __init__(
@@ -115,6 +123,9 @@ class StreamlineEvaluationReport:
         figures: bool = True,
         render_groups: int = 4,
         projection_methods: Sequence[str] = ("pca",),
+        subject_key: str = "subject",
+        figure_subject: str | None = None,
+        subject_max_groups: int = 64,
     ) -> None:
         self.output_dir = output_dir
         self.normalizer = normalizer
@@ -129,6 +140,9 @@ class StreamlineEvaluationReport:
         self.figures = figures
         self.render_groups = render_groups
         self.projection_methods = list(projection_methods)
+        self.subject_key = subject_key
+        self.figure_subject = figure_subject
+        self.subject_max_groups = int(subject_max_groups)
         self.results: dict | None = None
         self._reset()
 
@@ -136,6 +150,7 @@ class StreamlineEvaluationReport:
         self._preds: list[torch.Tensor] = []
         self._inputs: list[torch.Tensor] = []
         self._names: list[str] = []
+        self._subjects: list[str] = []
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
@@ -155,6 +170,9 @@ class StreamlineEvaluationReport:
         self._inputs.append(torch.as_tensor(label).detach().float().cpu())
         names = engine.state.batch.get(self.name_key, ["all"] * len(pred))
         self._names.extend(str(n) for n in names)
+        subjects = engine.state.batch.get(self.subject_key) if isinstance(engine.state.batch, dict) else None
+        if subjects is not None:
+            self._subjects.extend(str(s) for s in subjects)
 
     def _codebook_stats(self, inputs: torch.Tensor) -> dict[str, float] | None:
         bottleneck = getattr(self.network, "bottleneck", None)
@@ -241,6 +259,9 @@ class StreamlineEvaluationReport:
                 title=f"{self.method}: original (top) vs reconstruction (bottom), mm",
             ).name
         ]
+        subject_figure = self._write_subject_figure(pred_mm, inputs_mm, names)
+        if subject_figure is not None:
+            figures.append(subject_figure)
         if self.network is not None and len(names) > 2:
             device = next(self.network.parameters()).device
             was_training = self.network.training
@@ -265,6 +286,40 @@ class StreamlineEvaluationReport:
                 )
                 figures.append(f"latent_{method}.png")
         return figures
+
+    def _write_subject_figure(self, pred_mm: torch.Tensor, inputs_mm: torch.Tensor, names: list[str]) -> str | None:
+        """``subject_<id>.png`` (see the class docstring); None when the batches carried no subject ids."""
+        if len(self._subjects) != len(names) or not names:
+            return None
+        subject = self.figure_subject
+        if subject is None:
+            by_subject: dict[str, set[str]] = {}
+            for s, n in zip(self._subjects, names):
+                by_subject.setdefault(s, set()).add(n)
+            subject = min(by_subject, key=lambda s: (-len(by_subject[s]), s))
+        elif subject not in self._subjects:
+            raise ValueError(
+                f"figure_subject {subject!r} is not among the evaluated subjects {sorted(set(self._subjects))}."
+            )
+        per_name: dict[str, list[int]] = {}
+        for i, (s, n) in enumerate(zip(self._subjects, names)):
+            if s == subject:
+                per_name.setdefault(n, []).append(i)
+        chosen: list[int] = []
+        queues = [list(v) for _, v in sorted(per_name.items())]
+        while len(chosen) < self.subject_max_groups and any(queues):
+            for queue in queues:
+                if queue and len(chosen) < self.subject_max_groups:
+                    chosen.append(queue.pop(0))
+        filename = f"subject_{subject}.png"
+        save_subject_render(
+            [inputs_mm[i] for i in chosen],
+            [pred_mm[i] for i in chosen],
+            [names[i] for i in chosen],
+            f"{self.output_dir}/{filename}",
+            title=f"{self.method}: {subject}, {len(per_name)} bundles, {len(chosen)} groups: original vs reconstruction (mm)",
+        )
+        return filename
 
 
 def streamline_report_markdown(results: dict) -> str:

@@ -7,11 +7,34 @@ Layout (the public dataset's own)::
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["discover_tractoinferno"]
+from monai_genvq.apps.streamlines.io import count_streamlines
+
+__all__ = ["VQDIFF_TABLE1_BUNDLES", "discover_tractoinferno", "select_bundles_by_count"]
+
+logger = logging.getLogger(__name__)
+
+#: The 12 TractoInferno bundles of the VQ-Diff paper's Table 1 (section 2.2: the tracts that
+#: "consistently had over 1000 streamlines"), in the paper's order.
+VQDIFF_TABLE1_BUNDLES: tuple[str, ...] = (
+    "MCP",
+    "FPT_R",
+    "ILF_R",
+    "IFOF_L",
+    "FPT_L",
+    "ILF_L",
+    "POPT_L",
+    "IFOF_R",
+    "POPT_R",
+    "CC_Fr_1",
+    "PYT_L",
+    "PYT_R",
+)
 
 
 def _splits_in(derivatives: Path) -> list[str]:
@@ -112,3 +135,58 @@ def discover_tractoinferno(
         {"path": str(path), "subject": subject, "bundle": bundle, "split": split_name}
         for (split_name, subject, bundle), (_, path) in sorted(found.items())
     ]
+
+
+def select_bundles_by_count(records: Sequence[Mapping[str, str]], min_streamlines: int) -> list[dict[str, str]]:
+    """Keep the bundle names whose every file holds more than ``min_streamlines`` streamlines.
+
+    The VQ-Diff paper's selection (section 2.2): of TractoInferno's ~30 bundles it kept the tracts that
+    "consistently had over 1000 streamlines", 12 of them (:data:`VQDIFF_TABLE1_BUNDLES`); here
+    "consistently" means in every subject (every file) of ``records``. A name missing for some subject
+    is judged on the files that exist. Counts come from the file headers
+    (:func:`~monai_genvq.apps.streamlines.io.count_streamlines`), so no streamline is loaded for it.
+    The dropped names are logged with their smallest count.
+
+    Args:
+        records: file records ``{"path", "bundle", ...}`` (e.g. from :func:`discover_tractoinferno`).
+        min_streamlines: the threshold; 0 keeps everything (no file is opened).
+
+    Returns:
+        The records of the kept names, in input order.
+
+    Raises:
+        ValueError: ``min_streamlines`` is negative, or no bundle name passes (the message gives each
+            name's smallest count).
+
+    Example:
+        >>> records = discover_tractoinferno("/data/TractoInferno")  # doctest: +SKIP
+        >>> sorted({r["bundle"] for r in select_bundles_by_count(records, 1000)})  # doctest: +SKIP
+        ['CC_Fr_1', 'FPT_L', 'FPT_R', 'IFOF_L', 'IFOF_R', 'ILF_L', 'ILF_R', 'MCP', 'POPT_L', 'POPT_R', 'PYT_L', 'PYT_R']
+    """
+    if int(min_streamlines) != min_streamlines or min_streamlines < 0:
+        raise ValueError(f"min_streamlines must be a non-negative integer, got {min_streamlines!r}")
+    records = [dict(r) for r in records]
+    if min_streamlines == 0:
+        return records
+    smallest: dict[str, int] = defaultdict(lambda: -1)
+    for record in records:
+        count = count_streamlines(record["path"])
+        name = record["bundle"]
+        smallest[name] = count if smallest[name] < 0 else min(smallest[name], count)
+    kept = {name for name, count in smallest.items() if count > min_streamlines}
+    counts = ", ".join(f"{name}: {smallest[name]}" for name in sorted(smallest))
+    if not kept:
+        raise ValueError(
+            f"min_streamlines={min_streamlines}: no bundle has more than {min_streamlines} streamlines in every "
+            f"file (smallest count per bundle: {counts}); lower min_streamlines or set it to 0 to keep every bundle."
+        )
+    dropped = sorted(set(smallest) - kept)
+    if dropped:
+        logger.info(
+            "min_streamlines=%d keeps %d bundle(s), drops %s (smallest count per bundle: %s)",
+            min_streamlines,
+            len(kept),
+            dropped,
+            counts,
+        )
+    return [r for r in records if r["bundle"] in kept]

@@ -21,6 +21,11 @@ from monai_genvq.networks.bottlenecks.fuzzy_cmeans import (
     fuzzy_memberships,
 )
 from monai_genvq.networks.bottlenecks.gaussian import GaussianBottleneck
+from monai_genvq.networks.bottlenecks.global_gaussian import (
+    GLOBAL_EVAL_MODES,
+    GLOBAL_KL_REDUCTIONS,
+    GlobalGaussianBottleneck,
+)
 from monai_genvq.networks.bottlenecks.gumbel_quantizer import GumbelQuantizer
 from monai_genvq.networks.bottlenecks.identity import IdentityBottleneck
 from monai_genvq.networks.bottlenecks.monai_adapter import MonaiQuantizerAdapter
@@ -47,7 +52,10 @@ __all__ = [
     "FCM_LOSSES",
     "FCM_OUTPUTS",
     "FuzzyCMeansQuantizer",
+    "GLOBAL_EVAL_MODES",
+    "GLOBAL_KL_REDUCTIONS",
     "GaussianBottleneck",
+    "GlobalGaussianBottleneck",
     "GumbelQuantizer",
     "IdentityBottleneck",
     "MonaiQuantizerAdapter",

@@ -161,7 +161,8 @@ class Quantizer(Bottleneck):
         embedding_dim: code dimension D; must equal the channel count of ``z``.
         dead_code_steps: re-seed codes unused for this many training steps; 0 disables.
         collapse_threshold: perplexity (in codes) below which a batch counts as collapsed; 0 disables.
-        data_init: seed the codebook from the first training batch's encoder outputs.
+        data_init: seed the codebook from the first training batch's encoder outputs (a bool, or the
+            command line's text "true" / "false").
     """
 
     def __init__(
@@ -184,7 +185,11 @@ class Quantizer(Bottleneck):
         self.dead_code_steps = int(dead_code_steps)
         self.collapse_threshold = float(collapse_threshold)
         self.collapsed = False
-        self.data_init = bool(data_init)
+        if isinstance(data_init, str) and data_init.lower() in ("true", "false"):
+            data_init = data_init.lower() == "true"  # the bundle command line passes --data_init false as text
+        if not isinstance(data_init, bool):
+            raise ValueError(f"data_init must be true or false, got {data_init!r} ({type(data_init).__name__}).")
+        self.data_init = data_init
         if self.dead_code_steps > 0:  # only then, so checkpoints of the default quantizers keep their keys
             self.register_buffer("steps_unused", torch.zeros(num_embeddings, dtype=torch.long))
         if self.data_init:

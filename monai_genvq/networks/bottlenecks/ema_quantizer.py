@@ -15,12 +15,24 @@ class EMAQuantizer(Quantizer):
     loss ``commitment_cost·‖z − sg(e)‖²`` is returned. Cluster sizes use Laplace smoothing so an
     unused code never divides by zero. Under DDP the statistics are all-reduced.
 
+    Every code starts as one pseudo-observation at its initial position (``cluster_size`` 1,
+    ``embedding_sum`` = the code), the same statistics a re-seeded code gets, so a code's position
+    is always the decayed mean of what was assigned to it. Starting the counts at 0 while the sums
+    hold the codes (as this class once did, and some public implementations) divides every code unused
+    in the first step by ≈ ``epsilon``: it jumps to ‖e‖/ε ≈ 10⁵·‖e‖, is never selected again, and
+    the codebook collapses onto the few codes the first batch used.
+
+    Codebook health: the N(0, 1) initial codes are far from a fresh encoder's small outputs, so
+    few codes win the first assignments and the rest stay unused; ``data_init=True`` (codes drawn
+    from the first batch's encoder outputs) and ``dead_code_steps`` (re-seed unused codes) keep
+    the codebook in use (measured in ``bundles/vq_quantizers/docs/README.md``).
+
     Args:
         num_embeddings: number of codes K.
         embedding_dim: code dimension D.
         commitment_cost: weight β of the commitment term.
-        decay: EMA decay γ.
-        epsilon: Laplace smoothing constant.
+        decay: EMA decay γ in [0, 1) (van den Oord et al.: 0.99); lower follows the latents faster.
+        epsilon: Laplace smoothing constant (> 0) of the cluster sizes.
         dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
         collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
         data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
@@ -43,12 +55,16 @@ class EMAQuantizer(Quantizer):
         data_init: bool = False,
     ) -> None:
         super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMAQuantizer decay must be in [0, 1), got {decay}.")
+        if epsilon <= 0:
+            raise ValueError(f"EMAQuantizer epsilon (Laplace smoothing) must be > 0, got {epsilon}.")
         self.commitment_cost = commitment_cost
         self.decay = decay
         self.epsilon = epsilon
         embedding = torch.randn(num_embeddings, embedding_dim)
         self.register_buffer("embedding", embedding)
-        self.register_buffer("cluster_size", torch.zeros(num_embeddings))
+        self.register_buffer("cluster_size", torch.ones(num_embeddings))  # one pseudo-observation per code
         self.register_buffer("embedding_sum", embedding.clone())
 
     @property

@@ -8,7 +8,7 @@ from monai_genvq.networks.bottlenecks.soft_assignment import soft_codebook_assig
 
 __all__ = ["GumbelQuantizer"]
 
-EVAL_MODES = ("soft", "hard")
+EVAL_MODES = ("soft", "hard", "gumbel")
 
 
 class GumbelQuantizer(Quantizer):
@@ -20,15 +20,21 @@ class GumbelQuantizer(Quantizer):
     gradients (no straight-through estimator). The codebook starts from N(0, σ²) with σ = 2 and
     τ = 10, as in the VQ-Diff paper (differentiable vector quantisation for streamline bundles).
 
-    Evaluation is deterministic: ``eval_mode="soft"`` drops the noise (``softmax(logits / τ)``),
-    ``eval_mode="hard"`` uses the nearest code.
+    Evaluation (``eval()``) by ``eval_mode``:
+
+    - ``"soft"`` (default): deterministic, the noise is dropped (``softmax(logits / τ)``);
+    - ``"hard"``: deterministic, the nearest code;
+    - ``"gumbel"``: the training assignment with fresh Gumbel noise, as the paper's released code
+      evaluates (``F.gumbel_softmax`` in ``SoftQuantizer`` has no training switch, drewrl3v/diff-vq-vae
+      ``run_experiments/models.py``); reconstructions then vary with the noise seed (seed the global torch
+      RNG, e.g. ``monai.utils.set_determinism``, to repeat them).
 
     Args:
         num_embeddings: number of codes K (paper: 512).
         embedding_dim: code dimension D (paper: 64).
         temperature: softmax temperature τ.
         init_std: σ of the Gaussian codebook initialisation.
-        eval_mode: "soft" or "hard", the deterministic assignment used in ``eval()``.
+        eval_mode: "soft", "hard" or "gumbel", the assignment used in ``eval()`` (see above).
         dead_code_steps: re-seed codes unused for this many training steps (0: off, see :class:`Quantizer`).
         collapse_threshold: warn/flag when batch perplexity falls below this many codes (0: off).
         data_init: seed the codebook from the first training batch (see :class:`Quantizer`).
@@ -57,7 +63,7 @@ class GumbelQuantizer(Quantizer):
     ) -> None:
         super().__init__(num_embeddings, embedding_dim, dead_code_steps, collapse_threshold, data_init)
         if eval_mode not in EVAL_MODES:
-            raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}.")
+            raise ValueError(f"GumbelQuantizer eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}.")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
         self.temperature = temperature
@@ -68,9 +74,10 @@ class GumbelQuantizer(Quantizer):
         flat, shape_last = self.flatten(z)
         self.prepare_codebook(flat)
         with torch.autocast(device_type=z.device.type, enabled=False):
-            if self.training or self.eval_mode == "soft":
+            if self.training or self.eval_mode != "hard":
+                noise = self.training or self.eval_mode == "gumbel"
                 quantized, probs, indices = soft_codebook_assignment(
-                    flat.float(), self.codebook.float(), self.temperature, gumbel_noise=self.training
+                    flat.float(), self.codebook.float(), self.temperature, gumbel_noise=noise
                 )
             else:
                 indices = self.code_scores(flat).argmax(1)
