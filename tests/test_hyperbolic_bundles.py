@@ -208,14 +208,14 @@ def test_toy_bundle_cli_train_evaluate(tiny_toy, tmp_path):
     assert set(metrics["levels"]) == {"level1", "level2", "level3"} and metrics["clustering"] == "poincare"
     assert all(0 <= v["mean"] <= 1 for v in metrics["levels"].values())
     # one cluster everywhere on the same test volume (the toy evaluation is too slow to run twice for an untrained
-    # network). Measured (seed 0, 2 threads), levels 1/2/3: trained 0.974/0.395/0.152, one cluster 0.475/0.238/0.119,
-    # SHORT's training 0.470/0.319/0.125. Untrained networks: 0.599/0.288/0.122 and 0.921/0.355/0.160 (two seeds):
-    # the toy's levels follow intensity, so this rules out embeddings that carry nothing, not every untrained one.
+    # network). Toy v4 (the default since issue 20; its levels do not follow intensity), measured in CI on 2 cores:
+    # trained 0.518/0.325/0.149, one cluster 0.402/0.172/0.086 (levels 1/2/3). On toy v3 the trained model gave
+    # 0.974/0.395/0.152 against 0.475/0.238/0.119; this rules out embeddings that carry nothing.
     ref = _one_cluster_dice(
         configs + [BUNDLES["hyperbolic_toy_seg"] / "evaluate.json"], tmp_path, "--dataset_dir", str(tiny_toy)
     )
     dice = {level: v["mean"] for level, v in metrics["levels"].items()}
-    assert dice["level1"] > ref["level1"] + 0.25 and all(dice[k] > ref[k] for k in ref), (dice, ref)
+    assert all(dice[k] > ref[k] + 0.08 for k in ("level1", "level2")) and dice["level3"] > ref["level3"], (dice, ref)
     name = metrics["volumes"][0]["name"]
     seg = nib.load(eval_dir / "segmentations" / f"{name}_level3.nii.gz")
     src = nib.load(discover_hierarchy_toy(tiny_toy, "test")[0]["image"])
