@@ -64,7 +64,16 @@ NOT_RUN = "not run"
 #: The seed documents' reported numbers (table and row names as printed), read by :func:`load_seed_results`.
 SEED_RESULTS_FILE = Path(__file__).with_name("seed_results.json")
 
-STREAMLINE_METHODS = {"vqdiff": "VQ-Diff", "ae": "AE", "vae": "VAE", "vqvae": "VQ-VAE", "vqema": "VQ-EMA"}
+STREAMLINE_METHODS = {
+    "vqdiff": "VQ-Diff",
+    "ae": "AE",
+    "vae": "VAE",
+    "vae_seed": "VAE, 20-d global as the seed's",
+    "vqvae": "VQ-VAE",
+    "vqema": "VQ-EMA",
+}
+#: Evaluation folders of a streamline run that are reconstruction tables (``eval_gumbel.json`` writes the second).
+STREAMLINE_EVALUATIONS = {"eval": "", "eval_gumbel": "Gumbel noise at evaluation"}
 QUANTIZER_METHODS = {
     "vanilla": "vanilla (k-means, straight-through)",
     "ema": "EMA",
@@ -494,8 +503,18 @@ def _priors(ctx: _Context, evaluations: Sequence[Evaluation], names: Mapping[str
     return text + _figures(ctx, [ev for ev, _ in rows], _label(names))
 
 
+def _streamline_run(ev: Evaluation) -> tuple[str, str]:
+    """``(method, label)`` of one streamline evaluation: each run (variant folder incl. its ``run_tag``, e.g.
+    ``vqvae_remedies_s0`` or ``dipy_vqdiff_s1``) and each evaluation mode (``eval``, ``eval_gumbel``) is a row."""
+    method = str(ev.metrics.get("method", ev.variant))
+    tag = ev.variant[len("dipy_") :] if ev.variant.startswith("dipy_") else ev.variant
+    tag = tag[len(method) :] if tag.startswith(method) else f"_{tag}"
+    notes = [t for t in (tag.strip("_").replace("_", " "), STREAMLINE_EVALUATIONS.get(ev.name, ev.name)) if t]
+    return method, STREAMLINE_METHODS.get(method, method) + (f" ({', '.join(notes)})" if notes else "")
+
+
 def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluation], expected: Sequence[str]) -> str:
-    recon = [ev for ev in evaluations if ev.name == "eval"]
+    recon = [ev for ev in evaluations if ev.name in STREAMLINE_EVALUATIONS]
     methods = _order(expected, list(STREAMLINE_METHODS))
     out = []
     groups = _by(recon, lambda ev: str(ev.metrics.get("dataset", "")))
@@ -517,12 +536,21 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
             + _seed_caption(seed, table)
         )
     for dataset, evs in groups.items():
-        by_method = {}
-        for ev in evs:
-            by_method[str(ev.metrics.get("method", ev.variant))] = ev
-        order = _order(list(methods) + list(by_method), list(STREAMLINE_METHODS))
+        method_rank = {m: i for i, m in enumerate(_order(list(methods), list(STREAMLINE_METHODS)))}
+        evs = sorted(
+            evs,
+            key=lambda ev: (
+                method_rank.get(_streamline_run(ev)[0], len(method_rank)),
+                len(ev.variant),
+                ev.variant,
+                ev.name,
+            ),
+        )
+        by_method = {_streamline_run(ev)[1]: ev for ev in evs}  # label -> evaluation, one row per run
+        ran = {_streamline_run(ev)[0] for ev in evs}
+        order = list(by_method) + [m for m in methods if m not in ran]
         rows_ok = dict(
-            (ev.metrics.get("method", ev.variant), r)
+            (_streamline_run(ev)[1], r)
             for ev, r in _rows(
                 ctx,
                 by_method.values(),
@@ -577,7 +605,7 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
                     ["method", *bundles],
                     [
                         [
-                            STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant),
+                            _streamline_run(ev)[1],
                             *(_num(ev.metrics["buan_normalised"].get(b)) for b in bundles),
                         ]
                         for ev in ok
@@ -594,7 +622,7 @@ def _streamlines(ctx: _Context, bundle_dir: Path, evaluations: Sequence[Evaluati
                 res = {float(r["epsilon"]): r for r in ev.metrics["latent_perturbation"].get("results", [])}
                 rows.append(
                     [
-                        STREAMLINE_METHODS.get(ev.metrics.get("method", ev.variant), ev.variant),
+                        _streamline_run(ev)[1],
                         *(_num(res.get(e)) for e in eps),
                     ]
                 )

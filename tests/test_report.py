@@ -505,6 +505,38 @@ def test_report_puts_the_seeds_numbers_beside_ours(tree, tmp_path):
     assert "Seeds: 5 runs with different seeds" in text and "reports no numbers" in text
 
 
+def test_streamline_runs_and_evaluation_modes_are_rows_of_their_own(tree, tmp_path):
+    """Two runs of one method (run_tag), the Gumbel evaluation and the seed's VAE: one labelled row each, none lost."""
+    root, _ = tree
+    bundles = tmp_path / "bundles"
+    shutil.copytree(root / "streamlines_vqdiff", bundles / "streamlines_vqdiff")
+    s = bundles / "streamlines_vqdiff" / "outputs"
+    ours = json.loads((s / "vqdiff" / "eval" / "metrics.json").read_text())
+    runs = {
+        "vqvae_s0/eval": ("vqvae", 0.11),
+        "vqvae_remedies_s0/eval": ("vqvae", 0.22),
+        "vqdiff/eval_gumbel": ("vqdiff", 0.33),
+        "vae_seed_s0/eval": ("vae_seed", 0.44),
+    }
+    for folder, (method, buan) in runs.items():
+        (s / folder).mkdir(parents=True)
+        metrics = {**ours, "method": method, "figures": []}
+        metrics["buan_normalised"] = {**ours["buan_normalised"], "all": {"mean": buan, "std": 0.0}}
+        (s / folder / "metrics.json").write_text(json.dumps(metrics))
+    text = build_report(bundles, tmp_path / "report.md")
+    rows: dict = {}
+    for line in text.splitlines():  # the first table (BUAN overall); later tables repeat the row names
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[0][2:], line.split(" | ")[1])
+    assert rows["VQ-VAE (s0)"].startswith("0.110") and rows["VQ-VAE (remedies s0)"].startswith("0.220")
+    assert rows["VQ-Diff (Gumbel noise at evaluation)"].startswith("0.330")
+    assert rows["VAE, 20-d global as the seed's (s0)"].startswith("0.440")
+    assert (
+        rows["VQ-Diff"] == f"{ours['buan_normalised']['all']['mean']:.3f} ± {ours['buan_normalised']['all']['std']:.3f}"
+    )
+    assert rows["VQ-EMA"] == "not run"  # a variant of the bundle's configs that has no evaluation yet
+
+
 def test_seed_results_are_validated(tmp_path):
     from monai_genvq.report import SEED_RESULTS_FILE, load_seed_results
 
