@@ -56,6 +56,17 @@ def test_train_config_has_model_zoo_ids(name):  # metadata, README, licences, JS
         assert (configs / f"{variant}.json").is_file(), variant
 
 
+def test_released_capacity_config_builds_the_released_codes_size(tmp_path):
+    """released_capacity.json: encoder of ~1.65 M parameters, 300 gyroplanes, K = 8 (the seed code's model)."""
+    from conftest import parse_bundle
+
+    configs = [BUNDLES["hyperbolic_toy_seg"] / f for f in ("train.json", "released_capacity.json")]
+    net = parse_bundle(configs, tmp_path).get_parsed_content("network_def")
+    n_encoder = sum(p.numel() for p in net.encoder.parameters())
+    assert 1.5e6 < n_encoder < 1.8e6, n_encoder
+    assert net.posterior_samples == 8 and net.head.p_tilde.shape[0] == 300
+
+
 def _batches(records, n_batches, triplets, seed=0):
     sampler = TripletPatchSamplerd(
         "image", num_samples=triplets, patch_size=10, parent_size=(14, 24), sampling="ours"

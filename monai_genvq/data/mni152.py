@@ -139,14 +139,10 @@ def _template_maps(spacing: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def _rotation(angles: np.ndarray) -> np.ndarray:
-    out = np.eye(3)
-    for axis, a in enumerate(angles):
-        i, j = [k for k in range(3) if k != axis]
-        r = np.eye(3)
-        r[i, i] = r[j, j] = np.cos(a)
-        r[i, j], r[j, i] = -np.sin(a), np.sin(a)
-        out = r @ out
-    return out
+    """Rotation about x, then y, then z (radians); the y angle's sign is the generator's historical convention."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", np.asarray(angles, dtype=float) * (1.0, -1.0, 1.0)).as_matrix()
 
 
 def generate_mni152(
